@@ -1,0 +1,41 @@
+# zslab: the two README commands.
+#   make demo   -> virtualenv + install + the quickstart notebook on the embedded dataset (runs/quickstart/)
+#   make test   -> virtualenv + dev install + the whole test suite, notebooks included (nbval)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PRESET ?= smoke
+
+.PHONY: demo test install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	# torchattacks is only a test-time peer for cross-checks; it pins an old `requests`
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	mkdir -p runs/quickstart
+	$(BIN)/papermill notebooks/00_quickstart.ipynb runs/quickstart/00_quickstart.ipynb \
+	    -p preset $(PRESET) -p out_dir runs/quickstart --cwd .
+	@echo "figures and results: runs/quickstart/"
+
+test: $(VENV)/.installed-dev
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from zslab.cli import main
+
+raise SystemExit(main())

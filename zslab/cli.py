@@ -1,0 +1,65 @@
+"""The ``zslab`` command.
+
+    zslab train apn --dataset shapes --preset smoke --out runs/x [--set key=value ...] [--resume]
+    zslab eval RUN_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from zslab import ZSLabError
+
+
+def _train(args) -> int:
+    from zslab.train import make_config, train
+
+    cfg = make_config(args.method, preset=args.preset, dataset=args.dataset, overrides=args.set, seed=args.seed)
+    final = train(cfg, args.out, resume=args.resume)
+    print(json.dumps({"run_dir": args.out, "final": final}, indent=2))
+    return 0
+
+
+def _eval(args) -> int:
+    from pathlib import Path
+
+    from zslab.eval.runs import evaluate_run
+
+    final = evaluate_run(Path(args.run_dir), device=args.device)
+    print(json.dumps(final, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zslab", description="Zero-shot learning and adversarial training (HAS, LAAT).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run directory")
+    t.add_argument("method", help="training method (apn)")
+    t.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded default)")
+    t.add_argument("--preset", default="smoke", help="smoke (< 1 min CPU) or full")
+    t.add_argument("--out", required=True, help="run directory (config.json, metrics.json, checkpoints)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set epochs=5 --set data.image_size=64")
+    t.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="(re-)evaluate a run's selected checkpoint; updates metrics.json")
+    e.add_argument("run_dir")
+    e.add_argument("--device", default=None, help="auto, cpu or cuda (default: the run's)")
+    e.set_defaults(func=_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ZSLabError as e:
+        print(f"zslab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zslab: interrupted; resume with --resume (the last complete epoch is kept)", file=sys.stderr)
+        return 130

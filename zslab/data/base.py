@@ -1,0 +1,95 @@
+"""The data contract shared by every zslab dataset.
+
+A :class:`ZSLData` bundles the class-level semantics (attribute matrix, names) with the
+image splits in the xlsa17 sense:
+
+* ``train``       images of the *train* seen classes, used for gradient steps;
+* ``val_seen``    held-out images of the train classes (pseudo-seen for selection);
+* ``val_unseen``  images of the *validation* classes, disjoint from train and test
+                  (pseudo-unseen: chooses the checkpoint and the calibration factor mu);
+* ``test_seen``   held-out images of the train classes, never used for selection;
+* ``test_unseen`` images of the unseen (test) classes.
+
+Labels are always *global* class indices into ``class_names``/``class_attributes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+SPLITS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")
+
+
+class TensorImageDataset(Dataset):
+    """In-memory images ``(N, 3, H, W)`` in [0, 1] (float or uint8) with global labels.
+
+    ``extras`` holds optional per-image tensors (e.g. attribute labels, part masks) indexed
+    along the first dimension; they are not returned by ``__getitem__`` but are available
+    for metrics and figures.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, extras: dict[str, torch.Tensor] | None = None):
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
+        if labels.shape[0] != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images = images
+        self.labels = labels.long()
+        self.extras = dict(extras or {})
+        for k, v in self.extras.items():
+            if v.shape[0] != images.shape[0]:
+                raise ValueError(f"extra '{k}' has {v.shape[0]} rows for {images.shape[0]} images")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def image(self, i):
+        x = self.images[i]
+        return x.float().div(255.0) if x.dtype == torch.uint8 else x
+
+    def __getitem__(self, i):
+        return self.image(i), self.labels[i]
+
+
+@dataclass
+class ZSLData:
+    """Class semantics plus the five splits (see module docstring)."""
+
+    name: str
+    class_names: list[str]
+    attribute_names: list[str]
+    class_attributes: torch.Tensor  # (n_classes, K) float, continuous
+    train_classes: torch.Tensor     # global indices of the seen classes trained on
+    val_classes: torch.Tensor       # global indices of validation (pseudo-unseen) classes
+    unseen_classes: torch.Tensor    # global indices of the test unseen classes
+    splits: dict[str, Dataset]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        A = self.class_attributes
+        if A.ndim != 2 or A.shape[0] != len(self.class_names):
+            raise ValueError(
+                f"class_attributes must be (n_classes={len(self.class_names)}, K), got {tuple(A.shape)}")
+        if not torch.isfinite(A).all():
+            raise ValueError(f"{self.name}: class attribute matrix contains NaN or inf")
+        zero = (A.abs().sum(1) == 0).nonzero().flatten().tolist()
+        if zero:
+            raise ValueError(f"{self.name}: class attribute rows are all zero for classes {zero[:5]}")
+        missing = [s for s in SPLITS if s not in self.splits]
+        if missing:
+            raise ValueError(f"{self.name}: missing splits {missing}")
+        sets = [set(self.train_classes.tolist()), set(self.val_classes.tolist()), set(self.unseen_classes.tolist())]
+        if sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]:
+            raise ValueError(f"{self.name}: train/val/unseen class sets overlap")
+
+    @property
+    def num_attributes(self) -> int:
+        return self.class_attributes.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        x, _ = self.splits["train"][0]
+        return int(x.shape[-1])
