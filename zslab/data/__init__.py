@@ -1,21 +1,39 @@
-"""Datasets. ``load_dataset(name, **options)`` is the single entry point used by training."""
+"""Datasets. ``load_dataset(name, **options)`` is the single entry point used by training.
+
+* ``shapes`` — the embedded generated dataset (options: :class:`zslab.data.shapes.ShapesConfig` fields);
+* ``cub``, ``awa1``, ``awa2``, ``sun``, ``apy`` — real benchmarks in the xlsa17 proposed-split
+  format (options: ``root=`` image folder, ``split_dir=`` with ``att_splits.mat``, ``image_size=``,
+  see :func:`zslab.data.xlsa17.load_xlsa17`).
+"""
 from __future__ import annotations
 
 from zslab import ZSLabError
 from zslab.data.base import SPLITS, TensorImageDataset, ZSLData
 
-DATASETS = ("shapes",)
+XLSA17_NAMES = ("cub", "awa1", "awa2", "sun", "apy")
+DATASETS = ("shapes",) + XLSA17_NAMES
 
 
 def load_dataset(name: str, **options) -> ZSLData:
-    """Build or load a dataset by name; ``options`` are dataset-specific (e.g. ShapesConfig fields)."""
-    if name == "shapes":
+    """Build or load a dataset by name; ``options`` are dataset-specific."""
+    key = str(name).lower()
+    if key == "shapes":
         from zslab.data.shapes import make_shapes
 
         try:
             return make_shapes(**options)
         except (ValueError, TypeError) as e:
             raise ZSLabError(f"dataset 'shapes': {e}") from None
+    if key in XLSA17_NAMES:
+        from zslab.data.xlsa17 import load_xlsa17
+
+        if "root" not in options:
+            raise ZSLabError(f"dataset '{name}' needs its image folder: pass --set data.root=/path/to/{key} "
+                             f"(and data.split_dir=/path/to/xlsa17/{key.upper()} if att_splits.mat lives elsewhere)")
+        try:
+            return load_xlsa17(key.upper(), **options)
+        except TypeError as e:
+            raise ZSLabError(f"dataset '{name}': {e}") from None
     raise ZSLabError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
 
 
