@@ -23,6 +23,14 @@ def test_train_then_eval(tmp_path, capsys):
     again = json.loads((run / "metrics.json").read_text())["final"]
     for k in ("zsl_t1", "gzsl_u", "gzsl_s", "gzsl_h", "mu"):
         assert abs(again[k] - m["final"][k]) < 1e-6, k
+    # zero-shot robustness of the selected checkpoint (issue 3): robust <= clean, per-class means
+    assert main(["eval", str(run), "--attacks", "fgsm,pgd5", "--eps", "8/255", "--max-images", "20"]) == 0
+    rob = json.loads((run / "metrics.json").read_text())["final"]["robust"]
+    assert rob["n"] == 20 and abs(rob["eps"] - 8 / 255) < 1e-12
+    assert set(rob["robust"]) == {"fgsm", "pgd5"}
+    assert rob["worst"] <= min(rob["robust"].values()) <= rob["clean"] <= 1.0
+    assert set(rob["per_class"]) >= {"clean", "fgsm", "pgd5", "worst"}
+    capsys.readouterr()
     # a finished run cannot be overwritten by accident
     assert main(["train", "apn", "--preset", "smoke", "--out", str(run)] + TINY) == 2
     assert "already holds a run" in capsys.readouterr().err

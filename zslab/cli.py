@@ -1,7 +1,7 @@
 """The ``zslab`` command.
 
     zslab train apn --dataset shapes --preset smoke --out runs/x [--set key=value ...] [--resume]
-    zslab eval RUN_DIR
+    zslab eval RUN_DIR [--attacks fgsm,pgd20,cw,autoattack --eps 8/255]
 """
 from __future__ import annotations
 
@@ -24,9 +24,13 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from pathlib import Path
 
-    from zslab.eval.runs import evaluate_run
+    from zslab.eval.runs import evaluate_run, robust_zsl_run
 
     final = evaluate_run(Path(args.run_dir), device=args.device)
+    if args.attacks:
+        names = [a.strip() for a in args.attacks.split(",") if a.strip()]
+        final["robust"] = robust_zsl_run(Path(args.run_dir), names, eps=args.eps, max_images=args.max_images,
+                                         batch_size=args.batch_size, device=args.device)
     print(json.dumps(final, indent=2))
     return 0
 
@@ -36,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model into a run directory")
-    t.add_argument("method", help="training method (apn)")
+    t.add_argument("method", help="training method (apn, has)")
     t.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded default)")
     t.add_argument("--preset", default="smoke", help="smoke (< 1 min CPU) or full")
     t.add_argument("--out", required=True, help="run directory (config.json, metrics.json, checkpoints)")
@@ -49,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="(re-)evaluate a run's selected checkpoint; updates metrics.json")
     e.add_argument("run_dir")
     e.add_argument("--device", default=None, help="auto, cpu or cuda (default: the run's)")
+    e.add_argument("--attacks", default="", metavar="LIST",
+                   help="comma-separated attacks for zero-shot robustness, e.g. fgsm,pgd20,cw,autoattack")
+    e.add_argument("--eps", default="8/255", help="L-inf budget in [0,1] pixel units (default 8/255)")
+    e.add_argument("--max-images", type=int, default=None,
+                   help="class-balanced subset of unseen test images for the attacks (default: all)")
+    e.add_argument("--batch-size", type=int, default=256)
     e.set_defaults(func=_eval)
     return p
 
