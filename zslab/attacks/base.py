@@ -1,0 +1,272 @@
+"""The shared base class of zslab's attacks.
+
+Usage follows torchattacks: build an attack from a model and hyperparameters, then call it::
+
+    atk = PGD(model, eps=8/255, alpha=2/255, steps=10, random_start=True)
+    adv = atk(images, labels)
+
+Conventions that every attack inherits from :class:`Attack`:
+
+* images are ``(N, C, H, W)`` floats in [0, 1]; input normalisation lives inside the model;
+  outputs are in [0, 1] and within the ε-ball of the input;
+* the model returns logits ``(N, C)`` or a dict with a ``"logits"`` entry;
+* the model is put in eval mode for the call and every submodule's ``training`` flag is
+  restored afterwards, even when the attack raises;
+* parameters, buffers (BatchNorm running statistics) and parameter ``.grad`` are never
+  modified: input gradients are taken with :func:`torch.autograd.grad` with respect to the
+  input only;
+* the attack follows the input's device and dtype;
+* randomness comes from per-example keyed streams (:mod:`zslab.attacks._rng`) seeded by
+  ``seed=`` — never from PyTorch's global RNG — so a fixed seed gives identical output and
+  results do not depend on how examples are batched (pass ``ids=`` with dataset indices);
+* ``eps=0`` returns (a copy of) the input exactly;
+* nothing is printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from fractions import Fraction
+
+import torch
+import torch.nn as nn
+
+from zslab import ZSLabError
+
+from ._rng import KeyedRNG, _splitmix64, fresh_seed, name_salt
+from .losses import ce_loss, logits_of, resolve_loss
+
+#: how far outside [0, 1] input values may lie (rounding) before they are rejected
+RANGE_TOLERANCE = 1e-5
+
+_DEFAULT = object()
+
+
+class AttackInputError(ZSLabError, ValueError):
+    """Bad input to an attack or to the robust evaluation (shape, dtype, range, labels)."""
+
+
+def parse_eps(eps) -> float:
+    """A perturbation budget as a float: numbers pass through, strings like ``"8/255"``,
+    ``"0.03"`` or ``"8 / 255"`` are parsed.  Negative, non-finite or malformed values raise
+    :class:`ValueError`."""
+    if isinstance(eps, bool):
+        raise ValueError(f"eps must be a number or a string like '8/255'; got {eps!r}")
+    if isinstance(eps, numbers.Real):
+        value = float(eps)
+    elif isinstance(eps, str):
+        text = eps.replace(" ", "")
+        try:
+            value = float(Fraction(text)) if "/" in text else float(text)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"cannot parse eps {eps!r}; write it like '8/255' or '0.03'") from None
+    elif isinstance(eps, torch.Tensor) and eps.numel() == 1:
+        value = float(eps.item())
+    else:
+        raise ValueError(f"eps must be a number or a string like '8/255'; got {eps!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"eps must be finite and >= 0; got {eps!r}")
+    return value
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Put ``model`` in eval mode; restore every submodule's own ``training`` flag on exit."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def check_images(images) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise AttackInputError(f"images must be a torch.Tensor; got {type(images).__name__}")
+    if images.ndim != 4 or not images.is_floating_point():
+        raise AttackInputError(
+            "images must be a 4-D float tensor (N, C, H, W) with values in [0, 1]; got shape "
+            f"{tuple(images.shape)} and dtype {images.dtype}"
+        )
+    if images.numel() == 0:
+        return
+    if not bool(torch.isfinite(images).all()):
+        raise AttackInputError("images contain NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise AttackInputError(
+            f"images must have values in [0, 1]; got min {lo:.4g} and max {hi:.4g}. "
+            "Pass un-normalised images: input normalisation belongs inside the model."
+        )
+
+
+def check_labels(labels, n: int) -> None:
+    if not isinstance(labels, torch.Tensor):
+        raise AttackInputError(f"labels must be a torch.Tensor; got {type(labels).__name__}")
+    if labels.ndim != 1 or labels.dtype != torch.long:
+        raise AttackInputError(
+            f"labels must be a 1-D long tensor of class indices; got shape {tuple(labels.shape)} "
+            f"and dtype {labels.dtype}"
+        )
+    if labels.shape[0] != n:
+        raise AttackInputError(f"got {n} images but {labels.shape[0]} labels; the lengths must match")
+
+
+class Attack:
+    """Base class: validation, eval mode, logits extraction, input gradients, seeded streams.
+
+    Args:
+        model: an ``nn.Module`` (or callable) mapping [0, 1] images to logits ``(N, C)`` or to
+            a dict holding them under ``"logits"``.
+        eps: L∞ (or, for L2 attacks, L2) radius; a float or a string like ``"8/255"``.
+        loss: ``None`` for the attack's default loss, a name (``"ce"``, ``"margin"``,
+            ``"dlr"``) or a callable ``loss(model_output, labels)`` returning per-example
+            values (or their mean) to *maximise*.  The callable receives the raw model output
+            (a dict for dict-returning models), so composite losses can use every entry.
+        targeted: descend the loss instead of ascending it (with CE, ``labels`` are then the
+            target classes).  HAS's generator uses this for signed-gradient descent on its
+            composite loss.
+        seed: base seed of the attack's random streams; ``None`` draws a fresh one per call.
+    """
+
+    name = "attack"
+    norm = "Linf"
+    black_box = False
+    default_seed: int | None = None
+    #: name keying the random streams (defaults to the class name); attacks that are the same
+    #: algorithm under another name (CWLinf is PGD on the margin loss) share their streams
+    rng_name: str | None = None
+
+    def __init__(self, model, eps=8 / 255, *, loss=None, targeted=False, seed=_DEFAULT):
+        if not callable(model):
+            raise TypeError(f"model must be callable (an nn.Module); got {type(model).__name__}")
+        self.model = model
+        self.eps = parse_eps(eps)
+        self.loss = resolve_loss(loss)
+        self.targeted = bool(targeted)
+        self.seed = self.default_seed if seed is _DEFAULT else (None if seed is None else int(seed))
+        self._labels_checked = False
+
+    # ------------------------------------------------------------------ public API
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, ids=None) -> torch.Tensor:
+        """Adversarial versions of ``images`` (same shape, device and dtype, no grad).
+
+        ``ids`` (optional, 1-D integers, one per example) key the per-example random streams;
+        they default to ``0..N-1``.  Pass dataset indices to make results independent of
+        batching.
+        """
+        check_images(images)
+        check_labels(labels, images.shape[0])
+        x = images.detach()
+        y = labels.detach().to(x.device)
+        ids = self._check_ids(ids, x.shape[0], x.device)
+        if self.eps == 0 or x.shape[0] == 0:
+            return x.clone()
+        if not self.black_box and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                f"{type(self).__name__} needs autograd; call it outside torch.inference_mode()"
+            )
+        seed = fresh_seed() if self.seed is None else self.seed
+        self._labels_checked = False
+        with eval_mode(self.model):
+            adv = self._perturb(x, y, self._rng(seed, ids, x.device))
+        return adv.detach()
+
+    def __repr__(self) -> str:
+        skip = {"model", "loss"}
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in skip and not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _perturb(self, x: torch.Tensor, y: torch.Tensor, rng: KeyedRNG) -> torch.Tensor:
+        raise NotImplementedError
+
+    def default_loss(self, output, labels: torch.Tensor) -> torch.Tensor:
+        """The loss used when ``loss=None`` (cross-entropy unless a subclass says otherwise)."""
+        return ce_loss(logits_of(output), labels)
+
+    # ------------------------------------------------------------------ helpers
+    def _rng(self, seed: int, ids: torch.Tensor, device) -> KeyedRNG:
+        return KeyedRNG(_splitmix64((seed & 0xFFFFFFFFFFFFFFFF) ^ name_salt(self.rng_name or type(self).__name__)), ids, device)
+
+    @staticmethod
+    def _check_ids(ids, n: int, device) -> torch.Tensor:
+        if ids is None:
+            return torch.arange(n, device=device)
+        ids = torch.as_tensor(ids)
+        if ids.ndim != 1 or ids.shape[0] != n or ids.is_floating_point() or ids.dtype == torch.bool:
+            raise AttackInputError(f"ids must be {n} integers (one per example); got shape {tuple(ids.shape)}")
+        return ids.to(device=device, dtype=torch.long)
+
+    def _check_label_range(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        if self._labels_checked or y.numel() == 0:
+            return
+        n_classes = logits.shape[1]
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_classes:
+            raise AttackInputError(f"labels must lie in [0, {n_classes - 1}] for a {n_classes}-class model; got [{lo}, {hi}]")
+        self._labels_checked = True
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits without building a graph."""
+        with torch.no_grad():
+            return logits_of(self.model(x))
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits(x).argmax(dim=1)
+
+    def _objective(self, output, y: torch.Tensor) -> torch.Tensor:
+        fn = self.default_loss if self.loss is None else self.loss
+        return fn(output, y)
+
+    def _input_grad(self, x: torch.Tensor, y: torch.Tensor, loss_fn=None):
+        """Gradient of the (summed) loss w.r.t. the input only, sign-flipped when targeted.
+
+        Returns ``(grad, logits, loss)`` with ``logits`` and ``loss`` detached; ``loss`` is
+        per-example when the loss function returns per-example values, else a scalar.
+        """
+        loss_fn = self._objective if loss_fn is None else loss_fn
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            output = self.model(x)
+            logits = logits_of(output)
+            self._check_label_range(logits, y)
+            loss = loss_fn(output, y)
+            if not isinstance(loss, torch.Tensor) or loss.ndim > 1 or (loss.ndim == 1 and loss.shape[0] != x.shape[0]):
+                raise ValueError(
+                    "the attack loss must return a scalar or one value per example; got "
+                    f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}"
+                )
+            total = loss.sum() if loss.ndim else loss
+            if self.targeted:
+                total = -total
+            if not total.requires_grad:
+                raise ValueError(
+                    "the attack loss does not depend on the input: is the model detached, "
+                    "or running under torch.no_grad() inside its forward?"
+                )
+            (grad,) = torch.autograd.grad(total, x, allow_unused=True)
+        if grad is None:
+            grad = torch.zeros_like(x)
+        return grad, logits.detach(), loss.detach()
+
+
+def ball_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise lower and upper bounds of the L∞ ε-ball around ``x`` intersected with [0, 1]."""
+    return (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+
+
+def flat_norm(t: torch.Tensor, p) -> torch.Tensor:
+    """Per-example norm of a batch, shaped ``(N, 1, 1, 1)`` for broadcasting."""
+    flat = t.reshape(t.shape[0], -1)
+    if p == "inf":
+        n = flat.abs().amax(dim=1)
+    else:
+        n = flat.norm(p=2, dim=1)
+    return n.reshape(-1, *([1] * (t.ndim - 1)))
