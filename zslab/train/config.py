@@ -11,7 +11,7 @@ from typing import Any
 
 from zslab import ZSLabError
 
-METHODS = ("apn",)
+METHODS = ("apn", "has")
 
 DEFAULTS: dict[str, Any] = {
     "method": "apn",
@@ -36,6 +36,26 @@ DEFAULTS: dict[str, Any] = {
     "progress": True,
 }
 
+# Method-specific keys, merged after DEFAULTS for that method only (so `--set has_steps=5` works for
+# `has` while apn configs — and the run directories they wrote — stay unchanged).
+# HAS (zslab.has): generator settings in [0, 1] pixel units; weights in zslab's sign
+# convention L_HAS = L_CLS − λ_rob·H(p) + λ_rel·‖Δg‖² + λ_att_mag·mean(h) − λ_att_ent·H_spatial(h),
+# descended. has_adv_prob: probability of the step on the adversarial batch (Algorithm 1 line 9;
+# the paper always takes it, the official code with 0.5).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "has": {
+        "has_steps": 3,
+        "has_step_size": 2 / 255,
+        "has_eps": None,
+        "has_random_start": False,
+        "has_adv_prob": 1.0,
+        "has_lambda_rob": 1.0,
+        "has_lambda_rel": 0.1,
+        "has_lambda_att_mag": 1e-4,
+        "has_lambda_att_ent": 0.1,
+    },
+}
+
 # Presets per method. `smoke`: < 1 minute on a 2-core CPU; `full`: the embedded default
 # dataset at full size, a few minutes.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -54,6 +74,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+# HAS uses APN's presets unchanged (same data sizes, epochs, model) so runs compare.
+PRESETS["has"] = copy.deepcopy(PRESETS["apn"])
 
 SELECT_METRICS = ("val_h", "val_zsl")
 
@@ -117,7 +139,7 @@ def make_config(method: str = "apn", preset: str = "smoke", dataset: str = "shap
         raise ZSLabError(f"unknown method '{method}'; available: {', '.join(PRESETS)}")
     if preset not in PRESETS[method]:
         raise ZSLabError(f"unknown preset '{preset}' for {method}; available: {', '.join(PRESETS[method])}")
-    cfg = _merge(DEFAULTS, PRESETS[method][preset])
+    cfg = _merge(_merge(DEFAULTS, METHOD_DEFAULTS.get(method, {})), PRESETS[method][preset])
     cfg.update(method=method, preset=preset, dataset=dataset)
     cfg = apply_overrides(cfg, overrides)
     if seed is not None:
@@ -143,6 +165,23 @@ def validate(cfg: dict) -> None:
     if not (isinstance(cfg["betas"], (list, tuple)) and len(cfg["betas"]) == 2
             and all(0 <= b < 1 for b in cfg["betas"])):
         raise ZSLabError(f"config 'betas' must be two numbers in [0, 1), got {cfg['betas']!r}")
+    if cfg.get("method") == "has":
+        _validate_has(cfg)
+
+
+def _validate_has(cfg: dict) -> None:
+    missing = [k for k in METHOD_DEFAULTS["has"] if k not in cfg]
+    if missing:
+        raise ZSLabError(f"config for method 'has' lacks {', '.join(missing)}; build it with make_config('has', ...)")
+    p = cfg["has_adv_prob"]
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ZSLabError(f"config 'has_adv_prob' must be a probability in [0, 1], got {p!r}")
+    from zslab.has import HASConfig, HASConfigError
+
+    try:
+        HASConfig.from_train_config(cfg)
+    except HASConfigError as e:
+        raise ZSLabError(f"config: {e} (set with has_* keys)") from None
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -54,4 +54,64 @@ class APNStrategy(Strategy):
         return logs
 
 
-STRATEGIES = {"apn": APNStrategy}
+class HASStrategy(Strategy):
+    """HAS training (Algorithm 1; :mod:`zslab.has`). Per batch:
+
+    1. a clean step on L_CLS + λ_loc·L_LOC (lines 3–4);
+    2. T generation steps of signed-gradient descent on L_HAS with the model frozen (eval
+       mode, restored; parameters, buffers and grads untouched) (lines 5–8);
+    3. with probability ``has_adv_prob`` (a coin flip from ``engine.rng``, drawn every batch
+       so runs are deterministic and resumable whatever the probability), a step on
+       L_CLS + λ_loc·L_LOC of the adversarial batch (lines 9–10).
+
+    Logged per batch (the engine averages over the epoch's batches): ``loss``/``cls``/``loc``/
+    ``acc`` of the clean step (comparable to APN's); ``has_delta`` mean |δ| and
+    ``has_delta_max`` max |δ| in [0, 1] pixel units; ``has_start``/``has_end`` L_HAS at the
+    first and last iterate the generator evaluated, i.e. iterates 0 and T−1 (eval mode; the
+    output, iterate T, is not re-evaluated, to keep the cost at T passes); ``has_rob_gain`` =
+    H(p) at iterate T−1 − H(p) at iterate 0 (the clean image); ``gen_clean_acc`` eval-mode clean accuracy;
+    ``adv_taken`` (1/0). ``adv_loss``/``adv_acc`` are the adversarial step's loss and
+    (train-mode) accuracy *times* ``adv_taken`` — the epoch means divided by
+    ``train_adv_taken`` give the means over the batches where the step was taken (equal to
+    them when ``has_adv_prob`` = 1).
+    """
+
+    name = "has"
+
+    def setup(self, engine):
+        from zslab.has import HAS, HASConfig
+
+        self.has_config = HASConfig.from_train_config(engine.config)
+        self.adv_prob = float(engine.config["has_adv_prob"])
+        self.generator = HAS(engine.model, self.has_config, class_attributes=engine.train_attributes, seed=0)
+
+    def train_step(self, engine, images, targets):
+        engine.model.train()
+        loss, logs = self.zsl_losses(engine, images, targets)
+        self.optimise(engine, loss)
+        if self.has_config.random_start:  # deterministic per batch, from the epoch-seeded stream
+            self.generator.seed = int(torch.randint(0, 2**62, (1,), generator=engine.rng))
+        with engine.autocast():
+            adv = self.generator(images, targets)
+        coin = torch.rand((), generator=engine.rng).item()
+        take = coin < self.adv_prob
+        delta = (adv - images).abs()
+        trace = self.generator.last_stats["trace"]
+        zero = loss.detach().new_zeros(())
+        logs.update(has_delta=delta.mean(), has_delta_max=delta.amax() if delta.numel() else zero,
+                    adv_taken=float(take))
+        if trace:
+            logs.update(has_start=trace[0]["has"], has_end=trace[-1]["has"],
+                        has_rob_gain=trace[-1]["rob"] - trace[0]["rob"])
+        if "clean_acc" in self.generator.last_stats:
+            logs["gen_clean_acc"] = self.generator.last_stats["clean_acc"]
+        if take:
+            adv_loss, adv_logs = self.zsl_losses(engine, adv, targets)
+            self.optimise(engine, adv_loss)
+            logs.update(adv_loss=adv_logs["loss"], adv_acc=adv_logs["acc"])
+        else:
+            logs.update(adv_loss=zero, adv_acc=zero)
+        return logs
+
+
+STRATEGIES = {"apn": APNStrategy, "has": HASStrategy}
