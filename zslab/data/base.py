@@ -11,6 +11,11 @@ image splits in the xlsa17 sense:
 * ``test_unseen`` images of the unseen (test) classes.
 
 Labels are always *global* class indices into ``class_names``/``class_attributes``.
+
+Text-anchor datasets (LAAT: ``folder``, ``cifar-fs``, ``miniimagenet``) have no attribute
+matrix: their ``class_attributes`` is ``None`` and ``attribute_names`` is empty
+(``has_attributes`` is False, ``num_attributes`` is 0); their ``class_names`` are what a text
+encoder turns into anchors.
 """
 from __future__ import annotations
 
@@ -61,7 +66,7 @@ class ZSLData:
     name: str
     class_names: list[str]
     attribute_names: list[str]
-    class_attributes: torch.Tensor  # (n_classes, K) float, continuous
+    class_attributes: torch.Tensor | None  # (n_classes, K) float, continuous; None: no attributes
     train_classes: torch.Tensor     # global indices of the seen classes trained on
     val_classes: torch.Tensor       # global indices of validation (pseudo-unseen) classes
     unseen_classes: torch.Tensor    # global indices of the test unseen classes
@@ -70,6 +75,11 @@ class ZSLData:
 
     def __post_init__(self):
         A = self.class_attributes
+        if A is None:  # text-anchor dataset (no attribute matrix)
+            if self.attribute_names:
+                raise ValueError(f"{self.name}: attribute_names given but class_attributes is None")
+            self._check_splits()
+            return
         if A.ndim != 2 or A.shape[0] != len(self.class_names):
             raise ValueError(
                 f"class_attributes must be (n_classes={len(self.class_names)}, K), got {tuple(A.shape)}")
@@ -78,6 +88,9 @@ class ZSLData:
         zero = (A.abs().sum(1) == 0).nonzero().flatten().tolist()
         if zero:
             raise ValueError(f"{self.name}: class attribute rows are all zero for classes {zero[:5]}")
+        self._check_splits()
+
+    def _check_splits(self):
         missing = [s for s in SPLITS if s not in self.splits]
         if missing:
             raise ValueError(f"{self.name}: missing splits {missing}")
@@ -86,8 +99,13 @@ class ZSLData:
             raise ValueError(f"{self.name}: train/val/unseen class sets overlap")
 
     @property
+    def has_attributes(self) -> bool:
+        """False for text-anchor datasets whose ``class_attributes`` is None."""
+        return self.class_attributes is not None
+
+    @property
     def num_attributes(self) -> int:
-        return self.class_attributes.shape[1]
+        return 0 if self.class_attributes is None else self.class_attributes.shape[1]
 
     @property
     def image_size(self) -> int:
