@@ -10,6 +10,11 @@ provides them behind one interface so a training strategy can swap them in::
     out = aug(images, targets, class_attributes, model=None)
     loss = soft_cross_entropy(logits, out.soft_targets, out.loss_weights)
 
+In training, the config key ``augment`` (``zslab train apn --set augment=cutmix``) selects one;
+:class:`zslab.train.strategies.APNStrategy` then augments every training batch with randomness
+from the engine's per-epoch generator and uses soft targets for the names in
+:data:`MIXING_AUGMENTATIONS`.
+
 ``images`` are float (N, 3, H, W) in [0, 1]; ``targets`` (N,) are indices into the rows of
 ``class_attributes`` (n_train, K). The result :class:`AugOutput` holds the augmented images
 (same shape, dtype, device, always in [0, 1]), ``soft_targets`` (N, n_train) whose rows sum
@@ -95,13 +100,16 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-__all__ = ["AUGMENTATIONS", "AugOutput", "Augmentation", "build_augmentation", "soft_cross_entropy",
+__all__ = ["AUGMENTATIONS", "MIXING_AUGMENTATIONS", "AugOutput", "Augmentation", "build_augmentation", "soft_cross_entropy",
            "blur_parameters", "apn_class_activation_maps"]
 
 AUGMENTATIONS: tuple[str, ...] = (
     "none", "colorjitter0.2", "colorjitter0.4", "grayscale0.2", "grayscale0.4", "blur_low", "blur_high",
     "rotate", "crop_half", "cutout", "mixup", "cutmix", "snapmix",
 )
+
+#: the augmentations that mix two images and so give soft (two-class) targets
+MIXING_AUGMENTATIONS: tuple[str, ...] = ("mixup", "cutmix", "snapmix")
 
 #: the resolution HAS trains at; the blur settings are given at this size and scaled from it
 REFERENCE_SIZE = 448
@@ -180,6 +188,23 @@ def _global_rng_from(generator: torch.Generator):
         yield
 
 
+@contextmanager
+def _one_thread(device: torch.device):
+    """One intra-op thread for the body on CPU, restored afterwards. The per-image transforms
+    are many tiny ops; with two threads on a busy 2-core CPU they hit OpenMP oversubscription
+    stalls (measured on 64 images at 32 px: ColorJitter 3.0 s vs 0.12 s, GaussianBlur 8.2 s vs
+    0.10 s, with 2 vs 1 threads), as :func:`zslab.data.shapes.render` also notes."""
+    prev = torch.get_num_threads()
+    if device.type != "cpu" or prev == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 def _default_generator() -> torch.Generator:
     # Derived from torch.initial_seed() (reproducible under torch.manual_seed) without
     # drawing from, hence mutating, the global RNG.
@@ -242,7 +267,7 @@ class PerImageTransform(Augmentation):
 
     def _apply(self, images, targets, n, class_attributes, model):
         t = self.transform_for(images.shape[2], images.shape[3])
-        with _global_rng_from(self.generator):
+        with _global_rng_from(self.generator), _one_thread(images.device):
             out = torch.stack([t(img) for img in images])
         return out, None, None, {}
 

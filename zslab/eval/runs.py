@@ -9,9 +9,58 @@ from zslab.train.engine import compute_scores, evaluate_split_scores, load_run
 from zslab.utils.io import atomic_write_json
 
 
+def _config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ZSLabError(f"{path} is corrupt") from None
+
+
+def _anchor_trainer(run_dir: Path, config: dict, device: str | None):
+    """A Trainer over a finished text-anchor (LAAT) run with its selected checkpoint loaded: the
+    strategy rebuilds the anchors and owns the evaluation protocol (episodes, GZSL N-way)."""
+    from zslab.train.engine import Trainer
+    from zslab.utils.io import load_checkpoint
+
+    if device is not None:
+        config = dict(config, device=device)
+    tr = Trainer(config, run_dir, resume=True)
+    path = run_dir / "best.pt"
+    tr._load_model_state(load_checkpoint(path, map_location=tr.device), path)
+    tr.model.eval()
+    return tr
+
+
+def _merge_final(run_dir: Path, config: dict, update: dict, key: str | None = None) -> None:
+    metrics_path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"config": config}
+    except json.JSONDecodeError:
+        raise ZSLabError(f"{metrics_path} is corrupt; delete it and re-run zslab eval") from None
+    final = dict(metrics.get("final") or {})
+    if key is None:
+        final.update(update)
+    else:
+        final[key] = update
+    metrics["final"] = final
+    atomic_write_json(metrics, metrics_path)
+
+
 def evaluate_run(run_dir: Path, device: str | None = None) -> dict:
     """Recompute validation (μ selection) and test metrics of the run's ``best.pt``; merge them
-    into ``metrics.json`` "final"."""
+    into ``metrics.json`` "final". Text-anchor (LAAT) runs are re-evaluated with their strategy's
+    protocol (zero-shot episodes and GZSL N-way, clean and PGD; :meth:`LAATStrategy.test`)."""
+    run_dir = Path(run_dir)
+    config = _config(run_dir)
+    if config.get("method") == "laat":
+        tr = _anchor_trainer(run_dir, config, device)
+        final = tr.test(mu=tr.best.get("mu", 0.0))
+        final["best_epoch"] = tr.best["epoch"]
+        _merge_final(run_dir, config, final)
+        return final
     config, data, model, ckpt = load_run(run_dir, "best", device=device)
     dev = next(model.parameters()).device
     A = data.class_attributes.float()
@@ -19,17 +68,10 @@ def evaluate_run(run_dir: Path, device: str | None = None) -> dict:
               for s in ("val_seen", "val_unseen", "test_seen", "test_unseen")}
     val = evaluate_split_scores(data, {k: scores[k] for k in ("val_seen", "val_unseen")})
     test = evaluate_split_scores(data, {k: scores[k] for k in ("test_seen", "test_unseen")}, mu=val["mu"])
-    metrics_path = run_dir / "metrics.json"
-    try:
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"config": config}
-    except json.JSONDecodeError:
-        raise ZSLabError(f"{metrics_path} is corrupt; delete it and re-run zslab eval") from None
-    final = dict(metrics.get("final") or {})
-    final.update(test)
+    final = dict(test)
     final.update({k: v for k, v in val.items() if k.startswith("val_")})
     final["best_epoch"] = ckpt["best"]["epoch"]
-    metrics["final"] = final
-    atomic_write_json(metrics, metrics_path)
+    _merge_final(run_dir, config, final)
     return final
 
 
@@ -50,6 +92,14 @@ def robust_zsl_run(run_dir: Path, attacks: list[str], eps="8/255", max_images: i
     from zslab.eval.robust import robust_evaluate
     from zslab.train.engine import iterate_batches
 
+    run_dir = Path(run_dir)
+    try:
+        eps_value = parse_eps(eps)
+    except ValueError as e:
+        raise ZSLabError(str(e)) from None
+    config = _config(run_dir)
+    if config.get("method") == "laat":
+        return _robust_anchor_run(run_dir, config, attacks, eps_value, str(eps), max_images, device, progress, seed)
     config, data, model, ckpt = load_run(run_dir, "best", device=device)
     dev = next(model.parameters()).device
     unseen = data.unseen_classes
@@ -65,22 +115,43 @@ def robust_zsl_run(run_dir: Path, attacks: list[str], eps="8/255", max_images: i
         x, y = x[keep], y[keep]
     pos = torch.full((len(data.class_names),), -1, dtype=torch.long)
     pos[unseen] = torch.arange(len(unseen))
-    try:
-        eps_value = parse_eps(eps)
-    except ValueError as e:
-        raise ZSLabError(str(e)) from None
     res = robust_evaluate(model, x.to(dev), pos[y].to(dev), attacks=list(attacks), eps=eps_value,
                           batch_size=batch_size, per_class=True, progress=progress, seed=seed)
     summary = {"setting": "zsl (unseen images, unseen candidates)", "eps": eps_value, "eps_text": str(eps),
                "n": res["n"], "attacks": list(attacks), "clean": res["clean"], "robust": res["robust"],
                "worst": res["worst"], "per_class": res.get("per_class"), "warnings": res["warnings"]}
-    metrics_path = run_dir / "metrics.json"
-    try:
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"config": config}
-    except json.JSONDecodeError:
-        raise ZSLabError(f"{metrics_path} is corrupt; delete it and re-run zslab eval") from None
-    metrics.setdefault("final", {})
-    metrics["final"] = dict(metrics["final"] or {})
-    metrics["final"]["robust"] = summary
-    atomic_write_json(metrics, metrics_path)
+    _merge_final(run_dir, config, summary, key="robust")
+    return summary
+
+
+def _robust_anchor_run(run_dir: Path, config: dict, attacks, eps: float, eps_text: str, max_images, device,
+                       progress: bool, seed: int) -> dict:
+    """LAAT runs: the attacks on N-way zero-shot episodes over the novel classes (the paper's
+    protocol, LAAT §4.1; each attack sees that episode's N-way cosine logits, so AutoAttack's
+    targeted stages use N−1 targets). ``max_images`` bounds the attacked queries: the first
+    ⌈max_images / (N·n_query)⌉ episodes are attacked (all of the config's episodes otherwise)."""
+    import math
+
+    from zslab.eval.episodes import zero_shot_episodes
+
+    tr = _anchor_trainer(run_dir, config, device)
+    cfg, d = tr.config, tr.data
+    n_way = min(int(cfg["eval_n_way"]), len(d.unseen_classes))
+    per_episode = n_way * int(cfg["eval_n_query"])
+    attacked = cfg["eval_episodes_attacked"]
+    if max_images is not None:
+        attacked = max(1, math.ceil(max_images / per_episode))
+    res = zero_shot_episodes(tr.model, d.splits["test_unseen"], d.unseen_classes, tr.strategy.anchors,
+                             n_way=n_way, n_query=cfg["eval_n_query"], episodes=cfg["eval_episodes"],
+                             attack=list(attacks), seed=seed, batch_size=cfg["eval_batch_size"], eps=eps,
+                             tau=float(cfg["tau"]), max_episodes_attacked=attacked, progress=progress)
+    summary = {"setting": f"{n_way}-way zero-shot episodes on novel classes", "eps": eps, "eps_text": eps_text,
+               "attacks": list(attacks), "clean": res["mean"], "clean_ci95": res["ci95"],
+               "episodes": res["episodes"],
+               "robust": {k: v["mean"] for k, v in res["robust"].items() if k != "worst"},
+               "robust_ci95": {k: v["ci95"] for k, v in res["robust"].items() if k != "worst"},
+               "clean_on_attacked": {k: v["clean_mean"] for k, v in res["robust"].items() if k != "worst"},
+               "worst": res["robust"].get("worst", {}).get("mean") if "worst" in res["robust"] else None,
+               "warnings": res["warnings"]}
+    _merge_final(run_dir, config, summary, key="robust")
     return summary

@@ -11,7 +11,7 @@ from typing import Any
 
 from zslab import ZSLabError
 
-METHODS = ("apn", "has")
+METHODS = ("apn", "has", "laat")
 
 DEFAULTS: dict[str, Any] = {
     "method": "apn",
@@ -42,8 +42,12 @@ DEFAULTS: dict[str, Any] = {
 # convention L_HAS = L_CLS − λ_rob·H(p) + λ_rel·‖Δg‖² + λ_att_mag·mean(h) − λ_att_ent·H_spatial(h),
 # descended. has_adv_prob: probability of the step on the adversarial batch (Algorithm 1 line 9;
 # the paper always takes it, the official code with 0.5).
+# `augment`: a Table-3 augmentation (zslab.augment.AUGMENTATIONS) applied to the training
+# batch of APN's step / HAS's clean step; "none" leaves training exactly as without the key.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "apn": {"augment": "none"},
     "has": {
+        "augment": "none",
         "has_steps": 3,
         "has_step_size": 2 / 255,
         "has_eps": None,
@@ -74,10 +78,107 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+# `paper`: HAS §4.1 and the official scripts (uqzhichen/HASZSL scripts/train.sh, opt.py) —
+# ResNet-101 at 448 px (ImageNet weights: --set model.weights=PATH), Adam(0.5, 0.999), lr 1e-4
+# ×0.8 every 10 epochs, batch 64, 30 epochs (opt.py's nepoch) on every dataset. The values that
+# differ per dataset are in PAPER_DATASET_VALUES, keyed on the dataset name by make_config.
+PRESETS["apn"]["paper"] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "eval_batch_size": 64,
+    "lr": 1e-4,
+    "betas": [0.5, 0.999],
+    "lr_step": 10,
+    "lr_gamma": 0.8,
+    "data": {"image_size": 448},
+    "model": {"backbone": "resnet101", "width": None, "weights": None},
+}
 # HAS uses APN's presets unchanged (same data sizes, epochs, model) so runs compare.
 PRESETS["has"] = copy.deepcopy(PRESETS["apn"])
+# HAS paper preset: T = 3 generation steps (--loops_adv 3) and the adversarial step with
+# probability 0.5 (--prob_perturb 0.5), as in all three official scripts.
+PRESETS["has"]["paper"].update(has_steps=3, has_adv_prob=0.5, has_eps=None, has_random_start=False)
 
-SELECT_METRICS = ("val_h", "val_zsl")
+#: datasets the `paper` preset has values for (GUIDE §2); per method, the per-dataset keys
+PAPER_DATASETS = ("cub", "awa2", "sun")
+
+
+def paper_dataset_values(method: str, dataset: str) -> dict[str, Any]:
+    """Per-dataset values of the `paper` preset (GUIDE §2, official scripts).
+
+    HAS: step size 5/4/2 (/255) and the weights λ_rob (H(p)) 0.1/1/1, λ_rel 3/0.1/0.1,
+    λ_att_mag 1e-4/1e-4/0.1, λ_att_ent −1/−0.1/+0.1 for CUB/AwA2/SUN, i.e.
+    :data:`zslab.has.OFFICIAL_WEIGHTS` as ``has_*`` keys. APN: nothing differs per dataset
+    (the dataset is still checked, so a `paper` run is never silently made for another one).
+    """
+    key = str(dataset).lower()
+    if key not in PAPER_DATASETS:
+        raise ZSLabError(f"preset 'paper' has values for the datasets {', '.join(PAPER_DATASETS)} only, "
+                         f"not '{dataset}'; use --preset smoke/full or pass --dataset cub|awa2|sun")
+    if method == "has":
+        from zslab.has import OFFICIAL_WEIGHTS
+
+        return {f"has_{k}": v for k, v in OFFICIAL_WEIGHTS[key].items()}
+    return {}
+
+# LAAT (zslab.laat; LAAT paper Sec. 3.5-3.6, 4.1). Anchors: `encoder` (minilm | clip:ARCH:PATH |
+# file:PATH), `prompt`, `expand` (Appendix C fitted on the training classes), `anchor_cache`.
+# Loss: `objective` (ace | cos | theta | euclid | trades), `tau` (Eq. 8), `alpha` (smoothness
+# weight of Eq. 4: 3 in the paper, 1 in the official code), `trades_beta` (1/λ, Table 6).
+# Training attack: PGD `pgd_eps`, `pgd_steps` of `pgd_step`, random start (Sec. 4.1). Model
+# `arch` (the `model.*` section is APN's and unused). Optimiser `optimizer` (sgd | adam) with
+# `momentum`, ×`lr_gamma` at each epoch in `lr_milestones`. Evaluation: PGD-`eval_pgd_steps`
+# of `eval_pgd_step` at `eval_eps` (GUIDE §3), GZSL on `gzsl_per_class` images per class.
+METHOD_DEFAULTS["laat"] = {
+    "encoder": "minilm",
+    "prompt": "This is a photo of a {}",
+    "anchor_cache": None,
+    "expand": True,
+    "objective": "ace",
+    "tau": 1.0,
+    "alpha": 3.0,
+    "trades_beta": 6.0,
+    "pgd_eps": 8 / 255,
+    "pgd_step": 2 / 255,
+    "pgd_steps": 7,
+    "pgd_random_start": True,
+    "arch": "conv4-64",
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "lr_milestones": [60],
+    "eval_eps": 8 / 255,
+    "eval_pgd_step": 2 / 255,
+    "eval_pgd_steps": 20,
+    "eval_seed": 0,
+    "eval_n_way": 5,
+    "eval_n_query": 20,
+    "eval_episodes": 2000,
+    "eval_episodes_attacked": None,
+    "gzsl_per_class": 100,
+    "select_metric": "val_zs",
+}
+# smoke: < 1 min on a 2-core CPU (small shapes); full: shapes at full size, a few minutes;
+# paper: the official recipe (LAAT Sec. 4.1 / GR) — SGD lr 0.05, momentum 0.9, wd 5e-4, batch
+# 128, 100 epochs, ×0.1 at epoch 60, Conv4-512 (CIFAR-FS), α = 3, τ = 1, expanded anchors.
+PRESETS["laat"] = {
+    "smoke": {
+        "epochs": 3, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "lr_milestones": [2], "lr_gamma": 0.1,
+        "data": {"train_per_class": 24, "val_seen_per_class": 4, "test_seen_per_class": 8,
+                 "unseen_per_class": 16},
+        "gzsl_per_class": 8, "eval_n_query": 10, "eval_episodes": 100, "eval_episodes_attacked": 20,
+    },
+    "full": {
+        "epochs": 12, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "lr_milestones": [8], "lr_gamma": 0.1,
+        "data": {}, "eval_episodes": 500, "eval_episodes_attacked": 100,
+    },
+    "paper": {
+        "epochs": 100, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+        "lr_milestones": [60], "lr_gamma": 0.1, "arch": "conv4-512", "alpha": 3.0, "tau": 1.0, "expand": True,
+        "encoder": "minilm", "data": {},
+    },
+}
+
+SELECT_METRICS = ("val_h", "val_zsl", "val_zs")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -140,8 +241,12 @@ def make_config(method: str = "apn", preset: str = "smoke", dataset: str = "shap
     if preset not in PRESETS[method]:
         raise ZSLabError(f"unknown preset '{preset}' for {method}; available: {', '.join(PRESETS[method])}")
     cfg = _merge(_merge(DEFAULTS, METHOD_DEFAULTS.get(method, {})), PRESETS[method][preset])
+    if preset == "paper" and method in ("apn", "has"):
+        cfg = _merge(cfg, paper_dataset_values(method, dataset))
     cfg.update(method=method, preset=preset, dataset=dataset)
     cfg = apply_overrides(cfg, overrides)
+    if "augment" in cfg and cfg["augment"] is None:  # `--set augment=none` parses as null
+        cfg["augment"] = "none"
     if seed is not None:
         cfg["seed"] = int(seed)
     validate(cfg)
@@ -165,12 +270,62 @@ def validate(cfg: dict) -> None:
     if not (isinstance(cfg["betas"], (list, tuple)) and len(cfg["betas"]) == 2
             and all(0 <= b < 1 for b in cfg["betas"])):
         raise ZSLabError(f"config 'betas' must be two numbers in [0, 1), got {cfg['betas']!r}")
+    if "augment" in cfg:
+        from zslab.augment import AUGMENTATIONS
+
+        if cfg["augment"] not in AUGMENTATIONS:
+            raise ZSLabError(f"config 'augment' must be one of {', '.join(AUGMENTATIONS)}; got {cfg['augment']!r}")
     if cfg.get("method") == "has":
         _validate_has(cfg)
+    if cfg.get("method") == "laat":
+        _validate_laat(cfg)
+
+
+def _validate_laat(cfg: dict) -> None:
+    from zslab.attacks import parse_eps
+
+    missing = [k for k in METHOD_DEFAULTS["laat"] if k not in cfg]
+    if missing:
+        raise ZSLabError(f"config for method 'laat' lacks {', '.join(missing)}; build it with make_config('laat', ...)")
+    objectives = ("ace", "cos", "theta", "euclid", "trades")
+    if cfg["objective"] not in objectives:
+        raise ZSLabError(f"config 'objective' must be one of {', '.join(objectives)}; got {cfg['objective']!r}")
+    if cfg["select_metric"] != "val_zs":
+        raise ZSLabError(f"config 'select_metric' for laat must be 'val_zs' (zero-shot accuracy on the "
+                         f"validation classes); got {cfg['select_metric']!r}")
+    spec = cfg["encoder"]
+    if not isinstance(spec, str) or not (spec == "minilm" or spec.startswith(("clip:", "file:"))):
+        raise ZSLabError(f"config 'encoder' must be minilm, clip:ARCH:PATH or file:PATH; got {spec!r}")
+    for k in ("tau",):
+        if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) or not cfg[k] > 0:
+            raise ZSLabError(f"config '{k}' must be > 0; got {cfg[k]!r}")
+    for k in ("alpha", "trades_beta", "momentum"):
+        if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) or cfg[k] < 0:
+            raise ZSLabError(f"config '{k}' must be a number >= 0; got {cfg[k]!r}")
+    for k in ("pgd_eps", "pgd_step", "eval_eps", "eval_pgd_step"):
+        try:
+            cfg[k] = parse_eps(cfg[k])
+        except ValueError as e:
+            raise ZSLabError(f"config '{k}': {e}") from None
+    for k in ("pgd_steps", "eval_pgd_steps", "gzsl_per_class", "eval_seed", "eval_n_way", "eval_n_query",
+              "eval_episodes", "eval_episodes_attacked"):
+        v = cfg[k]
+        if k == "eval_episodes_attacked" and v is None:
+            continue
+        low = {"gzsl_per_class": 1, "eval_n_way": 2, "eval_n_query": 1, "eval_episodes": 1}.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ZSLabError(f"config '{k}' must be an integer >= {low}; got {v!r}")
+    if cfg["optimizer"] not in ("sgd", "adam"):
+        raise ZSLabError(f"config 'optimizer' must be sgd or adam; got {cfg['optimizer']!r}")
+    ms = cfg["lr_milestones"]
+    if not isinstance(ms, list) or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in ms):
+        raise ZSLabError(f"config 'lr_milestones' must be a list of positive epoch numbers; got {ms!r}")
+    if not isinstance(cfg["expand"], bool):
+        raise ZSLabError(f"config 'expand' must be true or false; got {cfg['expand']!r}")
 
 
 def _validate_has(cfg: dict) -> None:
-    missing = [k for k in METHOD_DEFAULTS["has"] if k not in cfg]
+    missing = [k for k in METHOD_DEFAULTS["has"] if k not in cfg and k != "augment"]
     if missing:
         raise ZSLabError(f"config for method 'has' lacks {', '.join(missing)}; build it with make_config('has', ...)")
     p = cfg["has_adv_prob"]

@@ -10,6 +10,14 @@ Run directory layout::
 Every file is written atomically (temporary file + rename), so an interruption at any
 moment leaves the previous complete version; ``resume=True`` continues from ``last.pt``.
 Training is seeded: on CPU two runs with the same config give identical metrics.
+
+Strategies may override what is method-specific through hooks on
+:class:`~zslab.train.strategies.Strategy` (each returns ``None`` for the engine's default, the
+APN behaviour): ``build_model`` (default: APN over the class attributes), ``build_optimizer``
+(default: Adam + StepLR), ``validate`` (default: ZSL / calibrated GZSL on ``val_*``),
+``test`` (default: ZSL T1 / GZSL on ``test_*`` with the selected μ), ``state_dict`` /
+``load_state_dict`` (extra strategy state kept in the checkpoints, e.g. LAAT's anchors) and
+``model_from_checkpoint`` (rebuilds the model in :func:`load_run`).
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ from zslab import ZSLabError
 from zslab.data import ZSLData, load_dataset
 from zslab.eval.zsl import gzsl_us, per_class_accuracy, predict, select_mu
 from zslab.models import APN
+from zslab.train import distributed
 from zslab.train.config import config_diff, validate
 from zslab.train.strategies import STRATEGIES
 from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint
@@ -114,7 +123,11 @@ class Trainer:
         self.config = config
         self.run_dir = ensure_writable_dir(run_dir)
         self.device = resolve_device(config["device"])
+        # torchrun: join the process group (gloo on CPU, NCCL on CUDA); a no-op context otherwise
+        self.dist = distributed.setup(self.device.type)
+        self.device = self.dist.device(self.device)
         self._check_run_dir(resume)
+        self.dist.barrier()  # every rank has checked the run dir before rank 0 writes into it
         self.resume = resume
         torch.manual_seed(config["seed"])
         self.data = data if data is not None else load_dataset(config["dataset"],
@@ -122,17 +135,41 @@ class Trainer:
         if config["method"] not in STRATEGIES:
             raise ZSLabError(f"unknown method '{config['method']}'; available: {', '.join(STRATEGIES)}")
         self.strategy = STRATEGIES[config["method"]]()
+        if self.data.class_attributes is not None:
+            self.class_attributes = self.data.class_attributes.float()
+            self.train_attributes = self.class_attributes[self.data.train_classes].to(self.device)
+        else:  # text-anchor datasets (LAAT) have no attribute matrix
+            self.class_attributes = self.train_attributes = None
         torch.manual_seed(config["seed"])
-        self.model = APN.from_config(config["model"], self.data.num_attributes).to(self.device)
-        self.class_attributes = self.data.class_attributes.float()
-        self.train_attributes = self.class_attributes[self.data.train_classes].to(self.device)
+        model = self.strategy.build_model(self)
+        if model is None:
+            if self.class_attributes is None:
+                raise ZSLabError(f"method '{config['method']}' needs class attributes, but dataset "
+                                 f"'{self.data.name}' has none (a text-anchor dataset: train it with laat)")
+            model = APN.from_config(config["model"], self.data.num_attributes)
+        if self.dist.enabled and config.get("sync_bn") and self.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        # The module that training forward passes go through: DistributedDataParallel under torchrun
+        # (averages parameter gradients across ranks in backward), the model itself otherwise.
+        # Attacks, generators and evaluation use ``self.model`` (no gradient hooks, no collectives).
+        self.train_model = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         # global label -> position among the train classes
         self.label_map = torch.full((len(self.data.class_names),), -1, dtype=torch.long)
         self.label_map[self.data.train_classes] = torch.arange(len(self.data.train_classes))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config["lr"], betas=tuple(config["betas"]),
-                                          weight_decay=config["weight_decay"])
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config["lr_step"],
-                                                         gamma=config["lr_gamma"])
+        built = self.strategy.build_optimizer(self)
+        if built is None:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config["lr"], betas=tuple(config["betas"]),
+                                              weight_decay=config["weight_decay"])
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config["lr_step"],
+                                                             gamma=config["lr_gamma"])
+        else:
+            self.optimizer, self.scheduler = built
         self.history: list[dict] = []
         self.best = {"epoch": -1, "metric": -math.inf, "mu": 0.0}
         self.start_epoch = 0
@@ -140,7 +177,9 @@ class Trainer:
         self.strategy.setup(self)
         if resume and (self.run_dir / "last.pt").exists():
             self._load_last()
-        atomic_write_json(config, self.run_dir / "config.json")
+        if self.dist.is_main:
+            atomic_write_json(config, self.run_dir / "config.json")
+        self.dist.barrier()
 
     # ------------------------------------------------------------------ run directory
     def _check_run_dir(self, resume: bool) -> None:
@@ -166,6 +205,8 @@ class Trainer:
         self.history = ckpt["history"]
         self.best = ckpt["best"]
         self.start_epoch = ckpt["epoch"] + 1
+        if ckpt.get("strategy_state"):
+            self.strategy.load_state_dict(self, ckpt["strategy_state"])
 
     def _load_model_state(self, ckpt: dict, path) -> None:
         if ckpt.get("model_config") != self.config["model"] or ckpt.get("num_attributes") != self.data.num_attributes:
@@ -178,12 +219,18 @@ class Trainer:
             raise ZSLabError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
 
     def _checkpoint(self, epoch: int) -> dict:
-        return {"zslab_version": zslab.__version__, "epoch": epoch, "model": self.model.state_dict(),
+        ckpt = {"zslab_version": zslab.__version__, "epoch": epoch, "model": self.model.state_dict(),
                 "model_config": self.config["model"], "num_attributes": self.data.num_attributes,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "history": self.history, "best": self.best, "config": self.config}
+        state = self.strategy.state_dict(self)
+        if state:
+            ckpt["strategy_state"] = state
+        return ckpt
 
     def _write_metrics(self, final: dict | None = None) -> None:
+        if not self.dist.is_main:
+            return
         atomic_write_json({"config": self.config, "history": self.history, "best": self.best,
                            "final": final or {}}, self.run_dir / "metrics.json")
 
@@ -201,9 +248,15 @@ class Trainer:
                                   self.config["eval_batch_size"]) for s in splits}
 
     def validate(self) -> dict:
+        out = self.strategy.validate(self)
+        if out is not None:
+            return out
         return evaluate_split_scores(self.data, self.scores(["val_seen", "val_unseen"]))
 
     def test(self, mu: float) -> dict:
+        out = self.strategy.test(self)
+        if out is not None:
+            return out
         return evaluate_split_scores(self.data, self.scores(["test_seen", "test_unseen"]), mu=mu)
 
     # ------------------------------------------------------------------ training
@@ -213,10 +266,21 @@ class Trainer:
         train = self.data.splits["train"]
         n_batches = math.ceil(len(train) / cfg["batch_size"])
         sums: dict[str, float] = {}
+        world = self.dist.world_size
         bar = tqdm(iterate_batches(train, cfg["batch_size"], shuffle=True, generator=self.rng), total=n_batches,
-                   desc=f"{cfg['method']} epoch {epoch + 1}/{cfg['epochs']}", disable=not cfg["progress"],
-                   leave=False, mininterval=1.0)
+                   desc=f"{cfg['method']} epoch {epoch + 1}/{cfg['epochs']}",
+                   disable=not cfg["progress"] or not self.dist.is_main, leave=False, mininterval=1.0)
+        done = 0
         for x, y in bar:
+            if world > 1:
+                # ``batch_size`` is the global batch: every rank drew the same permutation (same
+                # epoch seed) and takes its contiguous share, so N ranks see one process's batches.
+                # A last global batch too small to give every rank a row is skipped on all ranks.
+                if len(y) < world:
+                    continue
+                rows = self.dist.shard(torch.arange(len(y)))
+                x, y = x[rows], y[rows]
+            done += 1
             x = x.to(self.device, non_blocking=True)
             t = self.label_map[y].to(self.device)
             logs = self.strategy.train_step(self, x, t)
@@ -225,7 +289,8 @@ class Trainer:
             if not math.isfinite(float(logs["loss"])):
                 raise ZSLabError(f"training diverged at epoch {epoch + 1} (loss {float(logs['loss'])}); lower lr")
         bar.close()
-        return {f"train_{k}": v / n_batches for k, v in sums.items()}
+        means = {f"train_{k}": v / max(done, 1) for k, v in sums.items()}
+        return self.dist.mean_dict(means, self.device)  # averaged over ranks (identity in one process)
 
     def fit(self) -> dict:
         cfg = self.config
@@ -234,18 +299,27 @@ class Trainer:
             t0 = time.perf_counter()
             rec = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             rec.update(self.train_epoch(epoch))
+            rec["train_epoch_seconds"] = time.perf_counter() - t0  # the training pass alone
             self.scheduler.step()
             rec.update(self.validate())
             rec["seconds"] = time.perf_counter() - t0
             self.history.append(rec)
+            if sel not in rec:
+                raise ZSLabError(f"select_metric '{sel}' is not computed by the {cfg['method']} validation "
+                                 f"(it gives {', '.join(sorted(k for k in rec if k.startswith('val')))})")
+            # Every rank validates the same (synchronised) model on the same data, so all ranks
+            # select the same epoch; only rank 0 writes.
             if rec[sel] > self.best["metric"]:
-                self.best = {"epoch": epoch + 1, "metric": rec[sel], "metric_name": sel, "mu": rec["mu"]}
-                atomic_torch_save(self._checkpoint(epoch), self.run_dir / "best.pt")
-            atomic_torch_save(self._checkpoint(epoch), self.run_dir / "last.pt")
+                self.best = {"epoch": epoch + 1, "metric": rec[sel], "metric_name": sel, "mu": rec.get("mu", 0.0)}
+                if self.dist.is_main:
+                    atomic_torch_save(self._checkpoint(epoch), self.run_dir / "best.pt")
+            if self.dist.is_main:
+                atomic_torch_save(self._checkpoint(epoch), self.run_dir / "last.pt")
             self._write_metrics()
-            if cfg["progress"]:
-                tqdm.write(f"epoch {epoch + 1}: loss {rec['train_loss']:.3f}  val ZSL {rec['val_zsl']:.3f}  "
-                           f"val H {rec['val_h']:.3f}  ({rec['seconds']:.1f}s)")
+            self.dist.barrier()  # checkpoints complete before any rank goes on (finish() reads best.pt)
+            if cfg["progress"] and self.dist.is_main:
+                vals = "  ".join(f"{k} {rec[k]:.3f}" for k in ("val_zsl", "val_h", "val_zs") if k in rec)
+                tqdm.write(f"epoch {epoch + 1}: loss {rec['train_loss']:.3f}  {vals}  ({rec['seconds']:.1f}s)")
         return self.finish()
 
     def finish(self) -> dict:
@@ -256,14 +330,18 @@ class Trainer:
         final = self.test(mu=self.best["mu"])
         final.update(best_epoch=self.best["epoch"], selected_on=self.best.get("metric_name"),
                      val_metric=self.best["metric"], epochs=len(self.history),
-                     train_seconds=sum(r["seconds"] for r in self.history))
+                     train_seconds=sum(r["seconds"] for r in self.history), world_size=self.dist.world_size)
         self._write_metrics(final)
         return final
 
 
 def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | None = None) -> dict:
     """Train per ``config`` into run directory ``out``; returns the ``final`` metrics."""
-    return Trainer(config, out, resume=resume, data=data).fit()
+    trainer = Trainer(config, out, resume=resume, data=data)
+    final = trainer.fit()
+    if trainer.dist.enabled:
+        distributed.teardown()
+    return final
 
 
 def load_run(run_dir: str | Path, which: str = "best", data: ZSLData | None = None, device: str | None = None):
@@ -275,9 +353,13 @@ def load_run(run_dir: str | Path, which: str = "best", data: ZSLData | None = No
     config = json.loads(cfg_path.read_text())
     dev = resolve_device(device or config.get("device", "auto"))
     data = data if data is not None else load_dataset(config["dataset"], **config["data"])
-    model = APN.from_config(config["model"], data.num_attributes).to(dev)
     path = run_dir / f"{which}.pt"
     ckpt = load_checkpoint(path, map_location=dev)
+    strategy = STRATEGIES.get(config.get("method"))
+    model = None if strategy is None else strategy.model_from_checkpoint(config, data, ckpt)
+    if model is None:
+        model = APN.from_config(config["model"], data.num_attributes)
+    model = model.to(dev)
     if ckpt.get("model_config") != config["model"]:
         raise ZSLabError(f"checkpoint {path} was written by another model than {cfg_path} describes")
     try:
