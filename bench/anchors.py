@@ -76,12 +76,12 @@ def timed(fn, *args):
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def main() -> None:
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=768)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     reps = 7 if args.quick else 31
 
     rng = np.random.default_rng(0)
@@ -98,7 +98,7 @@ def main() -> None:
         times["explicit"].append(timed(explicit_expansion, a))
     med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
-    print(json.dumps({
+    out = {
         "benchmark": "anchor expansion fit+transform",
         "n_anchors": args.n, "dim": args.dim, "input_dtype": "float32", "repetitions": reps,
         "closed_form_ms_median": round(med["closed_numpy"] * 1e3, 3),
@@ -116,7 +116,9 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
-    }, indent=2))
+    }
+    print(json.dumps(out, indent=2))
+    return out
 
 
 if __name__ == "__main__":

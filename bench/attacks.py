@@ -241,6 +241,7 @@ def main(argv=None):
         "undefended model most points fall within a few steps, hence AutoAttack ratios far below 1.",
     ]
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

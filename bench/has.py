@@ -19,63 +19,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: zslab and bench
 
 from zslab.data import load_dataset  # noqa: E402
 from zslab.train import Trainer, make_config  # noqa: E402
-from zslab.train.engine import iterate_batches  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _sync(tr: Trainer) -> None:
-    if tr.device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed_step(tr: Trainer, x, t) -> float:
-    _sync(tr)
-    t0 = time.perf_counter()
-    tr.strategy.train_step(tr, x, t)
-    _sync(tr)
-    return time.perf_counter() - t0
+from bench.common import cpu_model, interleaved_epoch as interleaved  # noqa: E402
 
 
 def interleaved_epoch(apn: Trainer, has: Trainer, epoch: int) -> tuple[list[float], list[float]]:
     """One epoch of each over the same batches, the two steps of each batch back to back (order
     alternating), so that load changes on a shared machine hit both alike."""
-    cfg = apn.config
-    for tr in (apn, has):
-        tr.rng.manual_seed(cfg["seed"] * 100003 + epoch)
-    gen = torch.Generator().manual_seed(epoch)
-    ta, th = [], []
-    for i, (x, y) in enumerate(iterate_batches(apn.data.splits["train"], cfg["batch_size"], shuffle=True,
-                                               generator=gen)):
-        x = x.to(apn.device)
-        t = apn.label_map[y].to(apn.device)
-        if i % 2:
-            th.append(timed_step(has, x, t))
-            ta.append(timed_step(apn, x, t))
-        else:
-            ta.append(timed_step(apn, x, t))
-            th.append(timed_step(has, x, t))
+    ta, th = interleaved(([apn, has]), epoch)
     return ta, th
 
 
