@@ -1,0 +1,148 @@
+"""HAS figures (zslab.viz.has_plots) and the torch t-SNE (zslab.viz.tsne)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from zslab import ZSLabError, viz  # noqa: E402
+from zslab.viz.tsne import _joint_p  # noqa: E402
+
+
+def entry(**means):
+    return {m: {"mean": v, "std": 0.1 * v, "n": 3} for m, v in means.items()}
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_quickstart_plots_still_exported():
+    for name in ("attention_maps", "image_gallery", "learning_curves", "results_table"):
+        assert callable(getattr(viz, name))
+
+
+def test_summary_table_cells_and_title():
+    s = {"baseline": entry(zsl_t1=0.5, gzsl_h=0.25), "has": entry(zsl_t1=0.6, gzsl_h=0.3)}
+    fig = viz.summary_table(s, metrics=("zsl_t1", "gzsl_h"), title="Table 1", row_labels={"baseline": "APN"})
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("Table 1") and "3 seeds" in ax.get_title()
+    texts = [c.get_text().get_text() for c in ax.tables[0].get_celld().values()]
+    assert "50.0 ± 5.0" in texts and "30.0 ± 3.0" in texts and "APN" in texts and "ZSL T1 (%)" in texts
+    one = viz.summary_table({"APN": {"localisation": 0.42}}, metrics=("localisation",))
+    assert "42.0" in [c.get_text().get_text() for c in one.axes[0].tables[0].get_celld().values()]
+    assert "one seed" in one.axes[0].get_title()
+
+
+def test_sensitivity_curves_panels_points_and_baseline():
+    sweeps = {"lambda_rel": {f"v{v}": {"value": v, **entry(zsl_t1=v / 20, gzsl_h=v / 40)} for v in (0.01, 1.0, 0.1)},
+              "step_size": {f"s{v}": {"value": v / 255, **entry(zsl_t1=0.3, gzsl_h=0.2)} for v in (1, 4)}}
+    fig = viz.sensitivity_curves(sweeps, labels={"lambda_rel": "reliability weight"}, baseline=entry(zsl_t1=0.4, gzsl_h=0.2))
+    a, b = fig.axes[:2]
+    assert a.get_title() == "(a) lambda_rel" and b.get_title() == "(b) step_size"
+    assert a.get_xlabel() == "reliability weight" and a.get_ylabel() == "accuracy (%)"
+    assert a.get_xscale() == "log"
+    # errorbar lines: x sorted, y in %
+    data = [ln for ln in a.lines if len(ln.get_xdata()) == 3]
+    assert np.allclose(data[0].get_xdata(), [0.01, 0.1, 1.0]) and np.allclose(data[0].get_ydata(), [0.05, 0.5, 5.0])
+    hlines = [ln for ln in a.lines if list(ln.get_xdata()) == [0, 1]]
+    assert any(np.allclose(ln.get_ydata(), 40.0) for ln in hlines)
+    assert [t.get_text() for t in b.get_xticklabels()] == ["1", "4"]  # step size shown in /255
+
+
+def test_delta_bars_heights():
+    s = {"none": entry(zsl_t1=0.5, gzsl_h=0.4), "grayscale0.4": entry(zsl_t1=0.45, gzsl_h=0.42)}
+    fig = viz.delta_bars(s, baseline="none")
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [-5.0, 2.0]
+    assert "percentage points" in ax.get_ylabel() and ax.get_title()
+    with pytest.raises(KeyError):
+        viz.delta_bars(s, baseline="mixup")
+
+
+def test_distortion_heatmap_values():
+    rows = [{"augmentation": a, "group": g, "agreement": v, "drop": 0.0}
+            for a, g, v in (("rotate", "head colour", 0.5), ("rotate", "body shape", 1.0),
+                            ("grayscale0.4", "head colour", 0.25), ("grayscale0.4", "body shape", 0.75))]
+    fig = viz.distortion_heatmap(rows, "agreement", title="kept")
+    ax = fig.axes[0]
+    assert np.allclose(ax.images[0].get_array(), [[50, 100], [25, 75]])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["rotate", "grayscale0.4"]
+    assert ax.get_xlabel() == "attribute group" and ax.get_title() == "kept"
+    assert len(fig.axes) == 2  # the colour bar
+
+
+def test_attribute_prediction_panel_bars():
+    K = 6
+    ex = {"images": {"none": torch.rand(2, 3, 8, 8), "rotate": torch.rand(2, 3, 8, 8)},
+          "attr": {"none": torch.arange(12.0).view(2, K), "rotate": -torch.arange(12.0).view(2, K)},
+          "labels": torch.tensor([0, 1])}
+    fig = viz.attribute_prediction_panel(ex, [1, 3], [f"a{k}" for k in range(K)], captions=["c0", "c1"])
+    assert len(fig.axes) == 2 * 3
+    bars = fig.axes[2]
+    assert sorted(p.get_height() for p in bars.patches) == [-3.0, -1.0, 1.0, 3.0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["a1", "a3"]
+    assert fig.axes[0].get_title() == "clean" and fig.axes[1].get_title() == "rotate"
+
+
+def test_feature_drift_tsne_and_curve():
+    emb = {"without": torch.randn(4, 5, 2), "with": torch.randn(4, 5, 2)}
+    fig = viz.feature_drift_tsne(emb, title="drift")
+    panels = [a for a in fig.axes if a.get_title() in ("without", "with")]
+    assert len(panels) == 2 and panels[0].get_xlabel() == "t-SNE 1"
+    assert len(panels[0].collections) == 4  # one scatter per step
+    assert fig._suptitle.get_text() == "drift"
+    tr = {"a": {"drift": [0.0, 1.0, 2.0]}, "b": {"drift": [0.0, 0.5, 0.5]}}
+    ax = viz.drift_curve(tr).axes[0]
+    assert [list(ln.get_ydata()) for ln in ax.lines] == [[0.0, 1.0, 2.0], [0.0, 0.5, 0.5]]
+    assert ax.get_xlabel() == "perturbation step t"
+
+
+def test_perturbation_panel_and_attention_comparison():
+    n = 2
+    parts = {k: torch.rand(n, 3, 8, 8) for k in ("clean", "delta_norm", "adv", "foreground", "background")}
+    parts.update(fg_mean_abs=[1 / 255, 2 / 255], bg_mean_abs=[0.5 / 255, 0.0])
+    fig = viz.perturbation_panel(parts, captions=["x", "y"])
+    assert len(fig.axes) == n * 5
+    assert fig.axes[0].get_title() == "(a) original" and fig.axes[4].get_title().startswith("(e) background part")
+    assert "1.00/255" in fig.axes[3].get_title() and "2.00/255" in fig.axes[8].get_title()
+    maps = {"APN": torch.rand(6, 4, 4), "HAS": torch.rand(6, 4, 4)}
+    fig = viz.attention_comparison(torch.rand(3, 16, 16), maps, [f"attr {k}" for k in range(6)], [0, 2, 5])
+    assert len(fig.axes) == 2 * 4
+    assert fig.axes[0].get_ylabel() == "APN" and fig.axes[4].get_ylabel() == "HAS"
+    assert fig.axes[3].get_title() == "attr 5" and len(fig.axes[1].images) == 2
+
+
+def test_tsne_perplexity_calibration():
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    P = _joint_p(x, perplexity=10.0)
+    assert torch.allclose(P, P.t()) and P.sum().item() == pytest.approx(1.0) and (P.diagonal() == 0).all()
+
+
+def test_tsne_separates_clusters_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(30, 8, generator=g)
+    b = torch.randn(30, 8, generator=g) + 8.0
+    x = torch.cat([a, b])
+    y = viz.tsne(x, perplexity=10, iterations=250)
+    assert y.shape == (60, 2) and torch.isfinite(y).all()
+    ca, cb = y[:30], y[30:]
+    between = (ca.mean(0) - cb.mean(0)).norm()
+    within = max(ca.std(0).norm(), cb.std(0).norm())
+    assert between > 2 * within
+    assert torch.equal(y, viz.tsne(x, perplexity=10, iterations=250))
+
+
+def test_tsne_bad_input():
+    with pytest.raises(ZSLabError, match="2-D"):
+        viz.tsne(torch.randn(10))
+    with pytest.raises(ZSLabError, match="perplexity"):
+        viz.tsne(torch.randn(10, 3), perplexity=30)
+    with pytest.raises(ZSLabError, match="NaN"):
+        viz.tsne(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0], [2.0, 2.0]]), perplexity=2)

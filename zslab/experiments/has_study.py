@@ -1,0 +1,493 @@
+"""The HAS paper's experiments as library functions (notebooks 10–14 call these).
+
+HAS (Chen et al., ACM MM 2023) studies, on top of APN:
+
+* Table 1 / Table 2 — HAS vs APN and the loss ablation (§4.2–4.3):
+  :func:`table2_configs` (rows from :func:`zslab.has.table2_overrides`);
+* Fig. 4 — sensitivity to the reliability, robustness and diversity weights and to the
+  perturbation step size (§4.4): :func:`sweep_configs` over :data:`SWEEPS`;
+* Table 3 — APN trained with traditional augmentations (§4.5): :func:`augmentation_configs`;
+* Fig. 2 — semantic distortion, attribute predictions of a trained APN on clean vs augmented
+  images (§1): :func:`semantic_distortion`, :func:`augment_examples`;
+* Fig. 5 — features over perturbation steps with and without L_REL (§4.3):
+  :func:`feature_trajectory`;
+* Fig. 7 — the perturbation split into foreground and background parts (§4.6.1):
+  :func:`perturbation_parts`.
+
+Training goes through the one engine (:func:`zslab.train.train`); :func:`run_study` trains a
+list of configurations into ``out_dir`` with a progress bar and returns one row of test
+metrics per run. Each run directory is named by the config's hash, so re-running a notebook
+reuses finished runs (and resumes unfinished ones) instead of training again.
+
+Presets (:data:`STUDY_PRESETS`): ``smoke`` shrinks the engine's ``smoke`` preset further
+(8 training images per class, 2 epochs, width-8 backbone, one seed, few sweep values) so that a
+notebook finishes in well under a minute on a 2-core CPU; its numbers only check that the
+pipeline runs. ``full`` is the engine's ``full`` preset (the embedded default dataset) with
+3 seeds and every row; its numbers are the ones to report.
+
+Naming of the weights: the paper's Eq. 3 calls the robustness weight λ1 and the reliability
+weight λ2 while Fig. 4 and §4.4 call the reliability weight λ1 and the robustness weight λ2.
+zslab avoids the numbers and names the terms (``has_lambda_rel``, ``has_lambda_rob``; see
+:mod:`zslab.has`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from zslab import ZSLabError
+from zslab.train.config import config_diff, make_config
+
+__all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
+           "summarize", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
+           "augment_examples", "attribute_groups", "feature_trajectory", "perturbation_parts"]
+
+#: the test metrics every row carries (fractions in [0, 1]); HAS §4.1, Eq. 8–9
+METRICS = ("zsl_t1", "gzsl_u", "gzsl_s", "gzsl_h")
+
+#: Study presets: the engine preset they start from, dotted overrides on top of it, the seeds,
+#: how many values of each sweep to run (``None``: all) and which Table-2 rows / Table-3
+#: augmentations to train.
+STUDY_PRESETS: dict[str, dict] = {
+    "smoke": {
+        "train_preset": "smoke",
+        "overrides": {"epochs": 2, "model.width": 8, "data.train_per_class": 8, "data.val_seen_per_class": 3,
+                      "data.test_seen_per_class": 4, "data.unseen_per_class": 8, "progress": False},
+        "seeds": (0,),
+        "sweep_values": 2,
+        "table2_rows": ("baseline", "cls", "has"),
+        "augmentations": ("none", "colorjitter0.4", "grayscale0.4"),
+        "max_images": 48,
+    },
+    "full": {
+        "train_preset": "full",
+        "overrides": {"progress": False},
+        "seeds": (0, 1, 2),
+        "sweep_values": None,
+        "table2_rows": None,   # every row of zslab.has.TABLE2_ROWS
+        "augmentations": None,  # every name in zslab.augment.AUGMENTATIONS
+        "max_images": None,
+    },
+}
+
+#: Fig. 4 sweeps: config key(s) set per value. ``lambda_div`` scales both parts of L_DIV
+#: (Eq. 7) together, relative to their defaults (λ_att_mag = 1e-4, λ_att_ent = 0.1), since the
+#: paper has one diversity weight λ3. ``step_size`` is the per-step perturbation α in [0, 1]
+#: pixel units (the paper's "perturbation strength ε" ∈ {1, 2, 4, 8}/255, §4.4).
+SWEEPS: dict[str, dict] = {
+    "lambda_rel": {"label": "reliability weight λ_rel (L_REL, Eq. 6)", "values": (0.01, 0.1, 1.0, 10.0), "default": 0.1,
+                   "keys": lambda v: {"has_lambda_rel": v}},
+    "lambda_rob": {"label": "robustness weight λ_rob (L_ROB, Eq. 5)", "values": (0.01, 0.1, 1.0, 10.0), "default": 1.0,
+                   "keys": lambda v: {"has_lambda_rob": v}},
+    "lambda_div": {"label": "diversity scale λ_div (L_DIV, Eq. 7; × default weights)", "values": (0.1, 1.0, 10.0, 100.0), "default": 1.0,
+                   "keys": lambda v: {"has_lambda_att_mag": 1e-4 * v, "has_lambda_att_ent": 0.1 * v}},
+    "step_size": {"label": "step size α (×1/255)", "values": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "default": 2 / 255,
+                  "keys": lambda v: {"has_step_size": v}},
+}
+
+
+# ------------------------------------------------------------------------------ configs
+def _preset(preset: str) -> dict:
+    if preset not in STUDY_PRESETS:
+        raise ZSLabError(f"unknown study preset {preset!r}; choose one of {', '.join(STUDY_PRESETS)}")
+    return STUDY_PRESETS[preset]
+
+
+def study_config(method: str = "apn", preset: str = "smoke", overrides: dict | None = None, seed: int = 0,
+                 dataset: str = "shapes") -> dict:
+    """An engine config for ``method`` under study preset ``preset`` plus ``overrides`` (dotted
+    keys, as for ``zslab train --set``); ``overrides["method"]`` replaces ``method``."""
+    sp = _preset(preset)
+    over = dict(sp["overrides"])
+    over.update(overrides or {})
+    method = over.pop("method", method)
+    return make_config(method, sp["train_preset"], dataset=dataset, overrides=over, seed=seed)
+
+
+def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: str | Path | None = None):
+    """The dataset every config of ``preset`` trains on (load it once, pass it to :func:`run_study`).
+
+    ``cache_dir`` (the generated ``shapes`` dataset only): keep the generated tensors there, so
+    the next notebook loads instead of regenerating them. It is not part of the run configs.
+    """
+    from zslab.data import load_dataset
+
+    cfg = study_config("apn", preset, dataset=dataset)
+    kw = dict(cfg["data"])
+    if cache_dir is not None and dataset == "shapes" and "cache_dir" not in kw:
+        kw["cache_dir"] = str(cache_dir)
+    return load_dataset(cfg["dataset"], **kw)
+
+
+_VOLATILE = ("progress", "device")  # do not change what a run computes
+
+
+def config_key(config: dict) -> str:
+    """A short stable hash of a config (ignoring ``progress`` and ``device``): the cache key."""
+    stable = {k: v for k, v in config.items() if k not in _VOLATILE}
+    text = json.dumps(stable, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _seeds(preset: str, seeds) -> tuple[int, ...]:
+    return tuple(int(s) for s in (_preset(preset)["seeds"] if seeds is None else seeds))
+
+
+def table2_configs(preset: str = "smoke", rows=None, seeds=None, overrides: dict | None = None,
+                   dataset: str = "shapes") -> list[dict]:
+    """Runs for Table 1 (APN vs HAS) and the Table 2 ablation: one per (row, seed).
+
+    ``rows`` default: the preset's rows (``full``: every row of :data:`zslab.has.TABLE2_ROWS`,
+    ``baseline`` = APN). Each run is ``{"name": row, "config": ..., "row": row}``.
+    """
+    from zslab.has import TABLE2_ROWS, table2_overrides
+
+    rows = rows if rows is not None else (_preset(preset)["table2_rows"] or tuple(TABLE2_ROWS))
+    out = []
+    for row in rows:
+        o = table2_overrides(row)
+        for s in _seeds(preset, seeds):
+            cfg = study_config(o.get("method", "apn"), preset, {**(overrides or {}), **o}, seed=s, dataset=dataset)
+            out.append({"name": row, "config": cfg, "row": row})
+    return out
+
+
+def sweep_configs(param: str, preset: str = "smoke", values=None, seeds=None, overrides: dict | None = None,
+                  dataset: str = "shapes") -> list[dict]:
+    """HAS runs for one Fig. 4 sweep (:data:`SWEEPS`), in increasing order of the value.
+
+    ``values`` default: the sweep's values. A preset with ``sweep_values`` = k (``smoke``: 2) keeps
+    the default value (the :class:`zslab.has.HASConfig` default, so that run is the Table-2 ``has``
+    run and shared by every sweep through :func:`run_study`'s cache) and the k − 1 largest others.
+    Each run is ``{"name": f"{param}={value:g}", "config": ..., "param": param, "value": value}``;
+    the other weights stay at the :class:`zslab.has.HASConfig` defaults.
+    """
+    if param not in SWEEPS:
+        raise ZSLabError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
+    sw = SWEEPS[param]
+    if values is None:
+        values = sw["values"]
+        k = _preset(preset)["sweep_values"]
+        if k is not None and k < len(values):
+            others = [v for v in values if v != sw["default"]]
+            values = [sw["default"]] + (others[len(others) - (k - 1):] if k > 1 else [])
+    values = sorted(float(v) for v in values)
+    out = []
+    for v in values:
+        for s in _seeds(preset, seeds):
+            cfg = study_config("has", preset, {**(overrides or {}), **sw["keys"](v)}, seed=s, dataset=dataset)
+            out.append({"name": f"{param}={v:.4g}", "config": cfg, "param": param, "value": v})
+    return out
+
+
+def augmentation_configs(preset: str = "smoke", names=None, seeds=None, overrides: dict | None = None,
+                         dataset: str = "shapes") -> list[dict]:
+    """APN runs for Table 3: one per (augmentation, seed), ``none`` (no augmentation) included.
+
+    Needs the engine's ``augment`` config key (``zslab.train.config.METHOD_DEFAULTS``)."""
+    from zslab.augment import AUGMENTATIONS
+
+    names = names if names is not None else (_preset(preset)["augmentations"] or AUGMENTATIONS)
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad:
+        raise ZSLabError(f"unknown augmentation(s) {bad}; choose from {', '.join(AUGMENTATIONS)}")
+    out = []
+    for n in names:
+        for s in _seeds(preset, seeds):
+            cfg = study_config("apn", preset, {**(overrides or {}), "augment": n}, seed=s, dataset=dataset)
+            if cfg.get("augment") != n:
+                raise ZSLabError("this zslab's training config has no 'augment' key; Table 3 needs APN training "
+                                 "with augmentations (zslab.train.config METHOD_DEFAULTS['apn']['augment'])")
+            out.append({"name": n, "config": cfg, "augmentation": n})
+    return out
+
+
+# ------------------------------------------------------------------------------ running
+def _finished(run_dir: Path, config: dict, metrics_needed=METRICS) -> dict | None:
+    """The run's ``final`` metrics when ``run_dir`` holds a finished run of ``config`` (its
+    ``final`` has every name in ``metrics_needed``)."""
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    final = metrics.get("final") or {}
+    same = not [d for d in config_diff(old, config) if d.split(":")[0] not in _VOLATILE]
+    if same and all(m in final for m in metrics_needed) and len(metrics.get("history", [])) == config["epochs"]:
+        return final
+    return None
+
+
+def run_study(runs: list[dict], out_dir: str | Path, data=None, progress: bool = True,
+              device: str | None = None, metrics=METRICS) -> list[dict]:
+    """Train every run (``{"name", "config", **tags}``) into ``out_dir``; one row per run.
+
+    The run directory is ``out_dir/<method>-seed<seed>-<config_key>``: a finished run there is
+    reused (``cached=True``), an unfinished one resumed; runs with equal configs share it. ``data`` is passed to the engine
+    (load it once with :func:`load_study_data`; it must be the dataset the configs describe).
+    ``device`` overrides the configs' device. Row keys: ``name``, ``seed``, ``method``,
+    ``run_dir``, ``cached``, the run's tags, ``metrics`` (default :data:`METRICS`; another
+    method's final metric names, e.g. LAAT's, for :mod:`zslab.experiments.laat_study`), ``mu``,
+    ``best_epoch``, ``train_seconds``.
+    """
+    from zslab.train import train
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    bar = tqdm(runs, desc="study", disable=not progress, mininterval=0.5)
+    for run in bar:
+        if "name" not in run or "config" not in run:
+            raise ZSLabError(f"run_study expects dicts with 'name' and 'config'; got keys {sorted(run)}")
+        cfg = copy.deepcopy(run["config"])
+        if device is not None:
+            cfg["device"] = device
+        # named by method, seed and config hash only: equal configs under different names (Table 2's
+        # "baseline" and Table 3's "none") share one run directory
+        run_dir = out_dir / f"{cfg['method']}-seed{cfg['seed']}-{config_key(cfg)}"
+        bar.set_postfix_str(run_dir.name)
+        final = _finished(run_dir, cfg, metrics)
+        cached = final is not None
+        if not cached:
+            resume = (run_dir / "config.json").exists()
+            if resume:  # keep the stored device/progress so the engine's resume check passes
+                old = json.loads((run_dir / "config.json").read_text())
+                for k in _VOLATILE:
+                    if k in old:
+                        cfg[k] = old[k]
+            final = train(cfg, run_dir, resume=resume, data=data)
+        tags = {k: v for k, v in run.items() if k not in ("name", "config")}
+        row = {"name": run["name"], "seed": cfg["seed"], "method": cfg["method"], "run_dir": str(run_dir),
+               "cached": cached, **tags}
+        for k in tuple(metrics) + ("mu", "best_epoch", "train_seconds"):
+            row[k] = final.get(k, float("nan"))
+        rows.append(row)
+    bar.close()
+    return rows
+
+
+def summarize(rows: list[dict], by: str = "name", metrics=METRICS) -> dict[str, dict]:
+    """Mean and sample std (0 with one seed) of ``metrics`` per value of ``rows[i][by]``, in
+    first-appearance order: ``{key: {metric: {"mean", "std", "n"}, **tags of the first row}}``."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r[by], []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        entry = {k: v for k, v in rs[0].items() if k not in metrics and k not in ("seed", "run_dir", "cached",
+                                                                                  "mu", "best_epoch", "train_seconds")}
+        for m in metrics:
+            vals = torch.tensor([float(r[m]) for r in rs], dtype=torch.float64)
+            std = float(vals.std(unbiased=True)) if len(vals) > 1 else 0.0
+            entry[m] = {"mean": float(vals.mean()), "std": std, "n": len(vals)}
+        out[key] = entry
+    return out
+
+
+# ------------------------------------------------------------------------------ analyses
+def _device_of(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _split_tensors(data, split: str, max_images: int | None):
+    if split not in data.splits:
+        raise ZSLabError(f"dataset '{data.name}' has no split '{split}'; choose one of {', '.join(data.splits)}")
+    ds = data.splits[split]
+    n = len(ds) if max_images is None else min(len(ds), int(max_images))
+    if n == 0:
+        raise ZSLabError(f"split '{split}' is empty")
+    # spread the subset over the split (splits are ordered by class)
+    idx = torch.linspace(0, len(ds) - 1, n).round().long().unique()
+    x = ds.images[idx]
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    return ds, idx, x, ds.labels[idx]
+
+
+def attribute_groups(data) -> dict[str, list[int]]:
+    """Attribute indices per group (``meta["attribute_group"]``, e.g. "head colour"); without
+    group metadata every attribute is its own group."""
+    groups = (getattr(data, "meta", None) or {}).get("attribute_group")
+    if groups is None:
+        return {name: [k] for k, name in enumerate(data.attribute_names)}
+    out: dict[str, list[int]] = {}
+    for k, g in enumerate(groups):
+        out.setdefault(g, []).append(k)
+    return out
+
+
+def _group_values(attr: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """Predicted value per image for one group: argmax within the group, or attr > 0.5 for a
+    single attribute."""
+    if len(idx) == 1:
+        return (attr[:, idx[0]] > 0.5).long()
+    return attr[:, idx].argmax(1)
+
+
+@torch.no_grad()
+def _attributes(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    dev = _device_of(model)
+    return torch.cat([model(x[i:i + batch_size].to(dev))["attr"].float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def semantic_distortion(model, data, augmentations, split: str = "test_seen", max_images: int | None = None,
+                        seed: int = 0, batch_size: int = 256, progress: bool = True) -> list[dict]:
+    """Fig. 2 quantified: how much each augmentation changes a trained APN's attribute predictions.
+
+    For every image of ``split`` (or ``max_images`` spread over it) APN predicts attributes
+    â = g(x)ᵀV on the clean image and on its augmented version (:func:`zslab.augment.build_augmentation`,
+    seeded with ``seed``). Per attribute group (e.g. "body colour"; :func:`attribute_groups`)
+    the predicted value is the group's argmax. One row per (augmentation, group):
+
+    ``agreement`` — share of images whose predicted value is unchanged by the augmentation;
+    ``clean_acc`` / ``aug_acc`` — share whose predicted value equals the image's true value
+    (``extras["attributes"]``; NaN when the split has none); ``drop`` = clean_acc − aug_acc;
+    ``score_change`` — mean |Δâ| over the group's attributes; ``n`` images.
+
+    The model runs in eval mode (restored afterwards); the mixing augmentations (MixUp, CutMix,
+    SnapMix) mix each image with its predecessor in the subset.
+    """
+    from zslab.augment import build_augmentation
+
+    ds, idx, x, y = _split_tensors(data, split, max_images)
+    truth = ds.extras.get("attributes")
+    truth = truth[idx].float() if truth is not None else None
+    groups = attribute_groups(data)
+    A = data.class_attributes.float()
+    was = model.training
+    model.eval()
+    rows = []
+    try:
+        clean = _attributes(model, x, batch_size)
+        for name in tqdm(list(augmentations), desc="semantic distortion", disable=not progress, leave=False):
+            aug = build_augmentation(name, image_size=x.shape[-1], generator=torch.Generator().manual_seed(seed))
+            dev = _device_of(model)
+            xa = aug(x.to(dev), y.to(dev), A.to(dev), model=model).images
+            pred = _attributes(model, xa, batch_size)
+            for g, ks in groups.items():
+                vc, va = _group_values(clean, ks), _group_values(pred, ks)
+                row = {"augmentation": name, "group": g, "agreement": float((vc == va).float().mean()),
+                       "score_change": float((pred[:, ks] - clean[:, ks]).abs().mean()), "n": len(x)}
+                if truth is not None:
+                    vt = _group_values(truth, ks)
+                    row["clean_acc"] = float((vc == vt).float().mean())
+                    row["aug_acc"] = float((va == vt).float().mean())
+                else:
+                    row["clean_acc"] = row["aug_acc"] = float("nan")
+                row["drop"] = row["clean_acc"] - row["aug_acc"]
+                rows.append(row)
+    finally:
+        model.train(was)
+    return rows
+
+
+@torch.no_grad()
+def augment_examples(model, data, augmentations, indices, split: str = "test_seen", seed: int = 0) -> dict:
+    """Images and APN attribute predictions for a few images under each augmentation (Fig. 2's
+    panel): ``{"images": {aug: (n, 3, H, W)}, "attr": {aug: (n, K)}, "labels": (n,)}``; ``"none"``
+    (the clean image) is always first."""
+    from zslab.augment import build_augmentation
+
+    ds = data.splits[split]
+    idx = torch.as_tensor(list(indices), dtype=torch.long)
+    x = ds.images[idx]
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    y = ds.labels[idx]
+    dev = _device_of(model)
+    A = data.class_attributes.float().to(dev)
+    was = model.training
+    model.eval()
+    images, attrs = {}, {}
+    try:
+        for name in ["none"] + [a for a in augmentations if a != "none"]:
+            aug = build_augmentation(name, image_size=x.shape[-1], generator=torch.Generator().manual_seed(seed))
+            xa = aug(x.to(dev), y.to(dev), A, model=model).images
+            images[name] = xa.cpu()
+            attrs[name] = model(xa)["attr"].float().cpu()
+    finally:
+        model.train(was)
+    return {"images": images, "attr": attrs, "labels": y}
+
+
+def _has_generator(model, config, class_attributes):
+    from zslab.has import HAS, HASConfig
+
+    if not isinstance(config, HASConfig):
+        config = HASConfig(**(config or {}))
+    return config, lambda cfg: HAS(model, cfg, class_attributes=class_attributes, seed=0)
+
+
+@torch.no_grad()
+def _features(model, x, A):
+    return model(x, A)["features"].float().cpu()
+
+
+def feature_trajectory(model, images: torch.Tensor, targets: torch.Tensor, class_attributes: torch.Tensor,
+                       configs: dict, steps: int = 10) -> dict[str, dict]:
+    """Fig. 5: pooled features g(f(I_t)) of HAS iterates t = 0..``steps`` for each generator config.
+
+    ``configs`` maps a label (e.g. "without L_REL") to a :class:`zslab.has.HASConfig` or a dict
+    of its fields; ``targets`` index the rows of ``class_attributes`` (the train classes). HAS
+    starts from the clean image without random start, so the T-step output equals the T-th
+    iterate of a longer run; iterate t is obtained as the output of a t-step generator.
+    Returns ``{label: {"features": (steps+1, N, C), "drift": [mean ‖g_t − g_0‖ per t]}}``.
+    """
+    if steps < 1:
+        raise ZSLabError(f"feature_trajectory needs steps >= 1; got {steps}")
+    dev = _device_of(model)
+    x, y, A = images.to(dev), targets.to(dev), class_attributes.float().to(dev)
+    was = model.training
+    model.eval()
+    out = {}
+    try:
+        for label, cfg in configs.items():
+            cfg, make = _has_generator(model, cfg, A)
+            if cfg.random_start:
+                raise ZSLabError("feature_trajectory needs a deterministic generator (random_start=False)")
+            feats = [_features(model, x, A)]
+            for t in range(1, steps + 1):
+                adv = make(replace(cfg, steps=t))(x, y)
+                feats.append(_features(model, adv, A))
+            f = torch.stack(feats)
+            out[label] = {"features": f, "drift": [float((f[t] - f[0]).norm(dim=1).mean()) for t in range(len(f))]}
+    finally:
+        model.train(was)
+    return out
+
+
+def perturbation_parts(model, images: torch.Tensor, targets: torch.Tensor, class_attributes: torch.Tensor,
+                       part_masks: torch.Tensor, config=None) -> dict:
+    """Fig. 7: the HAS perturbation of ``images`` split into foreground and background parts.
+
+    ``part_masks`` (N, P, H, W) bool (shapes' head/body masks); the foreground is their union.
+    Returns ``clean``, ``adv``, ``delta`` = adv − clean, ``delta_norm`` (δ min–max normalised
+    per image to [0, 1], as the paper's panel (b)), ``foreground`` / ``background``
+    (``delta_norm`` inside / outside the object, 0.5 = no change elsewhere), ``fg_mask`` and the
+    per-image mean |δ| per pixel inside and outside the object (``fg_mean_abs``, ``bg_mean_abs``).
+    """
+    dev = _device_of(model)
+    cfg, make = _has_generator(model, config, class_attributes.float().to(dev))
+    x = images.to(dev)
+    adv = make(cfg)(x, targets.to(dev)).cpu()
+    x = x.cpu()
+    delta = adv - x
+    flat = delta.flatten(1)
+    lo, hi = flat.amin(1)[:, None, None, None], flat.amax(1)[:, None, None, None]
+    norm = torch.where(hi > lo, (delta - lo) / (hi - lo).clamp_min(1e-12), torch.full_like(delta, 0.5))
+    fg = part_masks.bool().any(1, keepdim=True).cpu()
+    gray = torch.full_like(norm, 0.5)
+    mag = delta.abs().mean(1, keepdim=True)
+    fg_f = fg.float()
+    return {"clean": x, "adv": adv, "delta": delta, "delta_norm": norm, "fg_mask": fg[:, 0],
+            "foreground": torch.where(fg, norm, gray), "background": torch.where(fg, gray, norm),
+            "fg_mean_abs": ((mag * fg_f).flatten(1).sum(1) / fg_f.flatten(1).sum(1).clamp_min(1)).tolist(),
+            "bg_mean_abs": ((mag * (1 - fg_f)).flatten(1).sum(1) / (1 - fg_f).flatten(1).sum(1).clamp_min(1)).tolist()}
+
