@@ -161,3 +161,18 @@ def test_iterate_batches_covers_dataset_once(tiny_data):
     assert sorted(ys.tolist()) == sorted(ds.labels.tolist())
     xs = torch.cat([x for x, _ in iterate_batches(ds, 7)])
     assert torch.equal(xs, ds.images.float())
+
+
+def test_resume_accepts_a_run_written_before_a_key_existed(tmp_path, tiny_data):
+    """A config.json lacking keys added later (e.g. augment, sync_bn) resumes when the new run keeps
+    them at their defaults, and is refused when it changes one."""
+    run = tmp_path / "run"
+    first = train(cfg(epochs=2), run, data=tiny_data)
+    old = json.loads((run / "config.json").read_text())
+    for k in ("augment", "sync_bn"):
+        old.pop(k)
+    (run / "config.json").write_text(json.dumps(old))
+    again = train(cfg(epochs=2), run, resume=True, data=tiny_data)
+    assert again["zsl_t1"] == first["zsl_t1"]
+    with pytest.raises(ZSLabError, match="augment"):
+        train(cfg(epochs=2, augment="cutout"), run, resume=True, data=tiny_data)

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "amp": True,
     "progress": True,
+    # torchrun on CUDA: convert BatchNorm to SyncBatchNorm (statistics over the global batch)
+    "sync_bn": False,
 }
 
 # Method-specific keys, merged after DEFAULTS for that method only (so `--set has_steps=5` works for
@@ -337,6 +339,16 @@ def _validate_has(cfg: dict) -> None:
         HASConfig.from_train_config(cfg)
     except HASConfigError as e:
         raise ZSLabError(f"config: {e} (set with has_* keys)") from None
+
+
+def backfill_defaults(cfg: dict) -> dict:
+    """``cfg`` with the top-level keys it lacks set to their defaults (DEFAULTS and the method's
+    METHOD_DEFAULTS): a run directory written before a key existed resumes as long as the new
+    run keeps that key at its default."""
+    out = dict(cfg)
+    for k, v in {**DEFAULTS, **METHOD_DEFAULTS.get(cfg.get("method"), {})}.items():
+        out.setdefault(k, copy.deepcopy(v))
+    return out
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -36,7 +36,7 @@ from zslab.data import ZSLData, load_dataset
 from zslab.eval.zsl import gzsl_us, per_class_accuracy, predict, select_mu
 from zslab.models import APN
 from zslab.train import distributed
-from zslab.train.config import config_diff, validate
+from zslab.train.config import backfill_defaults, config_diff, validate
 from zslab.train.strategies import STRATEGIES
 from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint
 
@@ -192,7 +192,7 @@ class Trainer:
             if not resume:
                 raise ZSLabError(f"{self.run_dir} already holds a run; pass --resume to continue it "
                                  f"or choose another --out")
-            diff = config_diff(old, self.config)
+            diff = config_diff(backfill_defaults(old), self.config)
             if diff:
                 raise ZSLabError(f"cannot resume {self.run_dir} with a different config ({'; '.join(diff)}); "
                                  f"use the original settings or a new --out")
