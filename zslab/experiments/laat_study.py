@@ -1,0 +1,365 @@
+"""The LAAT paper's training experiments as library functions (notebook ``21_laat_robustness``).
+
+LAAT (Li et al., "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024;
+``../shared/seeds/002_6765c7e323df9495.txt``):
+
+* Fig. 3 — learning curves (validation zero-shot accuracy per epoch) with the original text
+  anchors, the expanded anchors (Appendix C, Alg. 1) and semantics-free MMC anchors (§3.3):
+  :func:`curve_configs`, :func:`learning_curves`;
+* Table 5 — ablation of anchor expansion (EXP), A-CE (vs. plain CE on the expanded anchors'
+  cosines … here: the ``ace`` objective) and the smoothness loss (SM, Eq. 4):
+  :func:`table5_configs`;
+* Table 4 — the training objective: A-CE vs cosθ, θ and Euclidean (:func:`table4_configs`);
+* Table 6 — TRADES (β = 1/λ) vs the smoothness loss with weight α (:func:`table6_configs`);
+* Table S1 — the temperature τ of A-CE (Eq. 8) (:func:`tableS1_configs`);
+* Fig. 5 — few-shot accuracy over shots with image prototypes vs image-text blended anchors
+  (β = 2, §4.3): :func:`few_shot_curves`;
+* "Measured, honestly" (issue 5): real CIFAR-10, three classes held out as novel, the offline
+  MiniLM encoder, original vs expanded anchors × with vs without smoothness, 3 seeds:
+  :func:`robustness_configs` under the ``full`` preset.
+
+Every row is an engine config (``make_config("laat", …)``); runs go through the run cache of
+:func:`zslab.experiments.has_study.run_study` (directory ``laat-seed<s>-<config hash>``: finished
+runs are reused, unfinished ones resumed) with LAAT's final metrics :data:`METRICS`.
+:func:`summarize` gives mean ± sample std over seeds.
+
+Presets (:data:`STUDY_PRESETS`): ``smoke`` — the embedded ``shapes`` dataset, shrunk (a few
+images per class, 2 epochs, PGD-2 training, PGD-3 evaluation) so a notebook runs in seconds;
+its numbers only check the pipeline. ``full`` — CIFAR-10 image folders (``data_root``) with
+``cat, dog, ship`` held out as novel and ``deer, truck`` as validation (pseudo-novel) classes
+for model selection and the learning curves, MiniLM anchors, Conv4-64, a CPU-sized schedule
+(250 training images per class, 3 epochs, PGD-7 training at 8/255, PGD-20 evaluation), 3 seeds.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zslab import ZSLabError
+from zslab.experiments.has_study import config_key, run_study
+from zslab.experiments.has_study import summarize as _summarize
+from zslab.train.config import make_config
+
+__all__ = ["METRICS", "STUDY_PRESETS", "CIFAR10_NOVEL", "CIFAR10_VAL", "default_data_root", "study_config",
+           "load_study_data", "mmc_encoder", "robustness_configs", "curve_configs", "table5_configs",
+           "table4_configs", "table6_configs", "tableS1_configs", "run_rows", "summarize", "learning_curves",
+           "few_shot_curves", "row_diff"]
+
+#: final metrics of a LAAT run every study row carries (fractions in [0, 1]; LAAT §4.1-4.2)
+METRICS = ("zs_clean", "zs_pgd", "gzsl_clean", "gzsl_pgd")
+
+#: CIFAR-10 classes held out as novel in the ``full`` preset: two animals whose nearest seen
+#: classes are other animals (cat, dog ↔ horse, bird, frog) and one vehicle (ship ↔ airplane,
+#: automobile); cat vs dog is CIFAR-10's most confused pair, so the 3-way task is not trivial.
+CIFAR10_NOVEL = ("cat", "dog", "ship")
+#: validation (pseudo-novel) classes for model selection and the learning curves: one animal,
+#: one vehicle, mirroring the novel mix. The 5 remaining classes are the training classes.
+CIFAR10_VAL = ("deer", "truck")
+
+
+def default_data_root() -> Path:
+    """``../shared/data/cifar10`` relative to the repository (the folder holding ``zslab/``)."""
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10"
+
+
+STUDY_PRESETS: dict[str, dict] = {
+    "smoke": {
+        "dataset": "shapes",
+        "train_preset": "smoke",
+        "overrides": {"epochs": 2, "lr_milestones": [2], "pgd_steps": 1, "pgd_step": 8 / 255,
+                      "eval_pgd_steps": 2, "eval_pgd_step": 4 / 255, "eval_episodes": 10, "eval_episodes_attacked": 2,
+                      "eval_n_query": 3, "gzsl_per_class": 1, "eval_batch_size": 128, "progress": False,
+                      "data": {"train_per_class": 2, "val_seen_per_class": 1, "test_seen_per_class": 1,
+                               "unseen_per_class": 4}},
+        "seeds": (0,),
+        # rows chosen to share runs through the cache: "exp+ace+sm" = "expanded+sm" = Table 4 "ace" =
+        # Table 6 "sm3" = τ 1 = Fig. 3 "expanded"; "ace+sm" = "original+sm" = Fig. 3 "original"
+        "robustness_rows": ("original+sm", "expanded+sm"),
+        "table5_rows": ("ace+sm", "exp+ace+sm"),
+        "table4_rows": ("ace", "cos"),
+        "table6_rows": ("sm3", "trades6"),
+        "taus": (1.0,),
+        "shots": (1, 2),
+        "few_shot_episodes": 6,
+        "few_shot_query": 2,
+        "few_shot_attack": True,
+    },
+    "full": {
+        "dataset": "folder",
+        "train_preset": "full",
+        "overrides": {"epochs": 3, "lr_milestones": [2], "eval_n_way": 3, "eval_n_query": 20, "eval_episodes": 200,
+                      "eval_episodes_attacked": 10, "gzsl_per_class": 30, "progress": False,
+                      "data": {"novel": ",".join(CIFAR10_NOVEL), "val_classes": ",".join(CIFAR10_VAL),
+                               "max_per_class": {"train": 250, "val_seen": 30, "val_unseen": 100, "test_seen": 50,
+                                                 "test_unseen": 150}}},
+        "seeds": (0, 1, 2),
+        "robustness_rows": None,
+        "table5_rows": None,
+        "table4_rows": None,
+        "table6_rows": None,
+        "taus": (1.0, 0.5, 0.1),
+        "shots": (1, 2, 5, 10),
+        "few_shot_episodes": 100,
+        "few_shot_query": 20,
+        "few_shot_attack": False,
+    },
+}
+
+# Table 5 rows: (expand, objective, alpha). "ce" is not a zslab objective: the no-A-CE rows use
+# the Euclidean objective of Table 4, the plain distance loss the paper contrasts A-CE with.
+TABLE5_ROWS: dict[str, dict] = {
+    "baseline": {"expand": False, "objective": "euclid", "alpha": 0.0},
+    "ace": {"expand": False, "objective": "ace", "alpha": 0.0},
+    "exp+ace": {"expand": True, "objective": "ace", "alpha": 0.0},
+    "ace+sm": {"expand": False, "objective": "ace", "alpha": 3.0},
+    "exp+ace+sm": {"expand": True, "objective": "ace", "alpha": 3.0},
+}
+TABLE4_ROWS = {"ace": {"objective": "ace"}, "cos": {"objective": "cos"}, "theta": {"objective": "theta"},
+               "euclid": {"objective": "euclid"}}
+TABLE6_ROWS = {"sm1": {"objective": "ace", "alpha": 1.0}, "sm3": {"objective": "ace", "alpha": 3.0},
+               "trades1": {"objective": "trades", "trades_beta": 1.0},
+               "trades6": {"objective": "trades", "trades_beta": 6.0}}
+#: the four rows of the issue's "Measured, honestly" study: anchors × smoothness
+ROBUSTNESS_ROWS = {"original": {"expand": False, "alpha": 0.0}, "original+sm": {"expand": False, "alpha": 3.0},
+                   "expanded": {"expand": True, "alpha": 0.0}, "expanded+sm": {"expand": True, "alpha": 3.0}}
+
+
+# ------------------------------------------------------------------------------ configs
+def _preset(preset: str) -> dict:
+    if preset not in STUDY_PRESETS:
+        raise ZSLabError(f"unknown LAAT study preset {preset!r}; choose one of {', '.join(STUDY_PRESETS)}")
+    return STUDY_PRESETS[preset]
+
+
+def _data_root(preset: str, data_root) -> str | None:
+    if _preset(preset)["dataset"] != "folder":
+        return None
+    root = Path(data_root) if data_root is not None else default_data_root()
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise ZSLabError(f"the '{preset}' LAAT study needs the CIFAR-10 image folders at {root} "
+                         f"(root/train/<class>/*.png and root/test/<class>/*.png; classes "
+                         f"{', '.join(CIFAR10_NOVEL + CIFAR10_VAL)} among them); pass data_root=/path/to/cifar10 "
+                         f"or run the smoke preset")
+    return str(root.resolve())
+
+
+def study_config(preset: str = "smoke", overrides: dict | None = None, seed: int = 0, data_root=None) -> dict:
+    """A LAAT engine config under study preset ``preset`` plus ``overrides`` (flat config keys;
+    ``data`` merged key by key)."""
+    sp = _preset(preset)
+    over = copy.deepcopy(sp["overrides"])
+    root = _data_root(preset, data_root)
+    if root is not None:
+        over["data"] = {**over.get("data", {}), "root": root}
+    for k, v in (overrides or {}).items():
+        if k == "data":
+            over["data"] = {**over.get("data", {}), **v}
+        else:
+            over[k] = v
+    return make_config("laat", sp["train_preset"], dataset=sp["dataset"], overrides=over, seed=seed)
+
+
+def load_study_data(preset: str = "smoke", data_root=None):
+    """The dataset every config of ``preset`` trains on (load once, pass to :func:`run_rows`)."""
+    from zslab.data import load_dataset
+
+    cfg = study_config(preset, data_root=data_root)
+    return load_dataset(cfg["dataset"], **cfg["data"])
+
+
+def _seeds(preset, seeds):
+    return tuple(int(s) for s in (_preset(preset)["seeds"] if seeds is None else seeds))
+
+
+def _rows(table: dict, names, preset, seeds, data_root, tag: str, overrides=None) -> list[dict]:
+    names = list(table) if names is None else list(names)
+    bad = [n for n in names if n not in table]
+    if bad:
+        raise ZSLabError(f"unknown {tag} row(s) {bad}; choose from {', '.join(table)}")
+    out = []
+    for n in names:
+        for s in _seeds(preset, seeds):
+            cfg = study_config(preset, {**(overrides or {}), **table[n]}, seed=s, data_root=data_root)
+            out.append({"name": n, "config": cfg, "table": tag})
+    return out
+
+
+def robustness_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
+    """Original vs expanded anchors × without / with smoothness (α = 0 / 3, Eq. 4), A-CE,
+    one run per (row, seed): the issue's real-image study (:data:`ROBUSTNESS_ROWS`). Default
+    rows: the preset's (``full``: all four)."""
+    rows = rows if rows is not None else _preset(preset)["robustness_rows"]
+    return _rows(ROBUSTNESS_ROWS, rows, preset, seeds, data_root, "robustness")
+
+
+def table5_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
+    """Table 5 (EXP / A-CE / SM on or off; :data:`TABLE5_ROWS`). Default rows: the preset's."""
+    rows = rows if rows is not None else _preset(preset)["table5_rows"]
+    return _rows(TABLE5_ROWS, rows, preset, seeds, data_root, "table5")
+
+
+def table4_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
+    """Table 4: the objective (A-CE, cosθ, θ, Euclidean) with expanded anchors and α = 3."""
+    rows = rows if rows is not None else _preset(preset)["table4_rows"]
+    return _rows(TABLE4_ROWS, rows, preset, seeds, data_root, "table4")
+
+
+def table6_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
+    """Table 6: TRADES (β = 1/λ ∈ {1, 6}) vs the smoothness loss (α ∈ {1, 3})."""
+    rows = rows if rows is not None else _preset(preset)["table6_rows"]
+    return _rows(TABLE6_ROWS, rows, preset, seeds, data_root, "table6")
+
+
+def tableS1_configs(preset: str = "smoke", taus=None, seeds=None, data_root=None) -> list[dict]:
+    """Table S1: the A-CE temperature τ (Eq. 8)."""
+    taus = _preset(preset)["taus"] if taus is None else taus
+    table = {f"tau={float(t):g}": {"tau": float(t)} for t in taus}
+    return _rows(table, None, preset, seeds, data_root, "tableS1")
+
+
+def mmc_encoder(data, out_dir, dim: int, seed: int = 0) -> str:
+    """A ``file:`` encoder spec of MMC anchors (:func:`zslab.anchors.mmc_anchors`: a regular
+    simplex, pairwise cosine −1/(C−1), no semantics) for every class of ``data``, written to
+    ``out_dir/mmc_anchors_<C>x<dim>.npy`` with its class list — the semantics-free baseline of
+    LAAT Fig. 3 (§3.3)."""
+    from zslab.anchors import mmc_anchors
+
+    names = list(data.class_names)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    npy = out_dir / f"mmc_anchors_{len(names)}x{int(dim)}_s{int(seed)}.npy"
+    txt = npy.with_suffix(".txt")
+    a = mmc_anchors(len(names), int(dim), seed=int(seed)).astype(np.float32)
+    if not npy.exists() or not np.array_equal(np.load(npy), a):
+        np.save(npy, a)
+    if not txt.exists() or txt.read_text().split() != names:
+        txt.write_text("\n".join(names) + "\n")
+    return f"file:{npy.resolve()}:{txt.resolve()}"
+
+
+def curve_configs(preset: str = "smoke", data=None, out_dir=None, seeds=None, data_root=None,
+                  anchor_dim: int | None = None) -> list[dict]:
+    """Fig. 3: the same LAAT training with original, expanded and MMC anchors (one per seed).
+
+    MMC needs ``data`` (the class list) and ``out_dir`` (where its anchor file goes); its
+    dimension ``anchor_dim`` defaults to the text encoder's (found from the original anchors)."""
+    table = {"original": {"expand": False}, "expanded": {"expand": True}}
+    if data is not None and out_dir is not None:
+        if anchor_dim is None:
+            from zslab.laat import load_class_anchors
+
+            anchor_dim = int(load_class_anchors(study_config(preset, data_root=data_root),
+                                                list(data.class_names)).shape[1])
+        table["mmc"] = {"expand": False, "encoder": mmc_encoder(data, out_dir, anchor_dim)}
+    return _rows(table, None, preset, seeds, data_root, "fig3")
+
+
+def row_diff(a: dict, b: dict) -> dict[str, tuple]:
+    """``{key: (a value, b value)}`` for the top-level keys (and ``data.*``) where two configs
+    differ, ``seed`` included."""
+    out = {}
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            for kk, (x, y) in row_diff(va, vb).items():
+                out[f"{k}.{kk}"] = (x, y)
+        elif va != vb:
+            out[k] = (va, vb)
+    return out
+
+
+# ------------------------------------------------------------------------------ running
+def run_rows(runs: list[dict], out_dir, data=None, progress: bool = True, device: str | None = None) -> list[dict]:
+    """Train (or reuse from the run cache) every run; one row per run with :data:`METRICS`,
+    the validation curve ``val_zs`` (list per epoch) and ``best_epoch``/``train_seconds``."""
+    rows = run_study(runs, out_dir, data=data, progress=progress, device=device, metrics=METRICS)
+    for r in rows:
+        hist = json.loads((Path(r["run_dir"]) / "metrics.json").read_text()).get("history", [])
+        r["val_zs"] = [float(h["val_zs"]) for h in hist]
+    return rows
+
+
+def summarize(rows: list[dict], by: str = "name", metrics=METRICS) -> dict[str, dict]:
+    """Mean and sample std over seeds of ``metrics`` per row name:
+    ``{name: {metric: {"mean", "std", "n"}, "table": ...}}`` (std 0 with one seed)."""
+    clean = [{k: v for k, v in r.items() if k != "val_zs"} for r in rows]
+    return _summarize(clean, by=by, metrics=metrics)
+
+
+def learning_curves(rows: list[dict]) -> dict[str, dict]:
+    """Fig. 3 data: per row name the per-epoch validation zero-shot accuracy, mean and std over
+    seeds: ``{name: {"epoch": [1..E], "mean": [...], "std": [...], "n": seeds}}``."""
+    groups: dict[str, list[list[float]]] = {}
+    for r in rows:
+        if not r.get("val_zs"):
+            raise ZSLabError(f"row {r.get('name')!r} has no validation history (run it with run_rows)")
+        groups.setdefault(r["name"], []).append(r["val_zs"])
+    out = {}
+    for name, curves in groups.items():
+        lengths = {len(c) for c in curves}
+        if len(lengths) != 1:
+            raise ZSLabError(f"row {name!r}: seeds ran different numbers of epochs {sorted(lengths)}")
+        a = np.asarray(curves, dtype=np.float64)
+        out[name] = {"epoch": list(range(1, a.shape[1] + 1)), "mean": a.mean(0).tolist(),
+                     "std": (a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])).tolist(), "n": len(a)}
+    return out
+
+
+def few_shot_curves(run_dir, shots, data=None, modes=("prototype", "blend"), beta: float = 2.0,
+                    episodes: int = 100, n_query: int | None = None, attack: bool = False,
+                    device: str | None = None, progress: bool = False) -> dict[str, dict]:
+    """Fig. 5: N-way few-shot accuracy on the novel classes of a trained LAAT run over ``shots``
+    with image prototypes (``prototype``: mean support feature) and image-text blended anchors
+    (``blend``: β·â + Σ support features, β = 2, LAAT §4.3), via
+    :func:`zslab.eval.episodes.zero_shot_episodes`. With ``attack``, also under the run's
+    evaluation PGD (on the first few episodes). Returns ``{mode: {"shots", "clean", "clean_ci95",
+    "pgd"?}}``."""
+    from zslab.attacks import PGD
+    from zslab.eval.episodes import zero_shot_episodes
+    from zslab.train import load_run
+
+    loaded = load_run(run_dir, which="best", data=data, device=device)
+    model, cfg, d, strategy_state = _unpack_run(loaded)
+    anchors = strategy_state["anchors"].float()
+    tau = float(cfg["tau"])
+    n_query = int(cfg["eval_n_query"]) if n_query is None else int(n_query)
+    eps, step, steps = cfg["eval_eps"], cfg["eval_pgd_step"], cfg["eval_pgd_steps"]
+    model.eval()
+    out = {}
+    for mode in modes:
+        res = {"shots": [int(k) for k in shots], "clean": [], "clean_ci95": []}
+        if attack:
+            res["pgd"] = []
+        for k in shots:
+            calls = [0]
+
+            def pgd(classifier):
+                calls[0] += 1
+                return PGD(classifier, eps=eps, alpha=step, steps=steps, random_start=True, seed=1000 + calls[0])
+
+            r = zero_shot_episodes(model, d.splits["test_unseen"], d.unseen_classes, anchors,
+                                   n_way=int(cfg["eval_n_way"]), n_query=n_query, episodes=int(episodes),
+                                   attack={"pgd": pgd} if attack else None, seed=int(cfg["eval_seed"]), eps=eps,
+                                   tau=tau, n_shot=int(k), anchor_mode=mode, beta=beta,
+                                   max_episodes_attacked=max(1, int(episodes) // 5) if attack else None,
+                                   progress=progress)
+            res["clean"].append(float(r["mean"]))
+            res["clean_ci95"].append(float(r["ci95"]))
+            if attack:
+                res["pgd"].append(float(r["robust"]["pgd"]["mean"]))
+        out[mode] = res
+    return out
+
+
+def _unpack_run(loaded):
+    """(model, config, data, strategy state) from :func:`zslab.train.load_run`'s
+    ``(config, data, model, ckpt)``."""
+    cfg, data, model, ckpt = loaded
+    state = ckpt.get("strategy_state") or {}
+    if "anchors" not in state:
+        raise ZSLabError("this checkpoint holds no LAAT anchors; few-shot curves need a LAAT run")
+    return model, cfg, data, state
