@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,16 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zslab.attacks import PGD, AutoAttack  # noqa: E402
 from zslab.models.conv4 import Conv4  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from bench.common import cpu_model  # noqa: E402
 
 
 def synthetic(n, n_classes, size, seed):
