@@ -58,6 +58,7 @@ __all__ = [
     "semantic_consistency",
     "load_group_pairs",
     "load_anchor_file",
+    "read_class_list",
 ]
 
 _HALF_PI = math.pi / 2
@@ -502,6 +503,22 @@ def load_group_pairs(paths) -> list[tuple[str, str]]:
     return out
 
 
+def read_class_list(path) -> list[str]:
+    """Class names, one per line (surrounding blanks stripped, trailing blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZSLabError(f"class list not found: {path} (one class name per line)")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    empty = [k + 1 for k, ln in enumerate(lines) if not ln]
+    if empty:
+        raise ZSLabError(f"class list {path}: empty class name on lines {empty}")
+    if not lines:
+        raise ZSLabError(f"class list {path} is empty")
+    return lines
+
+
 def load_anchor_file(npy_path, classes_path=None) -> tuple[np.ndarray, list[str] | None]:
     """Load an anchor matrix (``.npy``, 2-D, finite) as float32, as stored (not normalised).
 
@@ -524,14 +541,7 @@ def load_anchor_file(npy_path, classes_path=None) -> tuple[np.ndarray, list[str]
     names = None
     if classes_path is not None:
         classes_path = Path(classes_path)
-        if not classes_path.is_file():
-            raise ZSLabError(f"class list not found: {classes_path}")
-        lines = [ln.strip() for ln in classes_path.read_text(encoding="utf-8").splitlines()]
-        while lines and not lines[-1]:
-            lines.pop()
-        empty = [k + 1 for k, ln in enumerate(lines) if not ln]
-        if empty:
-            raise ZSLabError(f"class list {classes_path}: empty class name on lines {empty}")
+        lines = read_class_list(classes_path)
         dup = sorted({c for c in lines if lines.count(c) > 1})
         if dup:
             raise ZSLabError(f"class list {classes_path}: duplicate class names {dup}")

@@ -22,24 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from zslab import ZSLabError
+from zslab.anchors import read_class_list
 
 __all__ = ["add_anchors_parser", "read_class_list", "anchor_stats"]
-
-
-def read_class_list(path) -> list[str]:
-    """Class names, one per line (surrounding blanks stripped, trailing blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ZSLabError(f"class list not found: {path} (one class name per line)")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    empty = [k + 1 for k, ln in enumerate(lines) if not ln]
-    if empty:
-        raise ZSLabError(f"class list {path}: empty class name on lines {empty}")
-    if not lines:
-        raise ZSLabError(f"class list {path} is empty")
-    return lines
 
 
 def _save_npy(arr: np.ndarray, path: Path) -> None:
