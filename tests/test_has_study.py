@@ -240,3 +240,15 @@ def test_load_study_data_cache_is_not_part_of_the_config(tmp_path):
     b = hs.load_study_data("smoke", cache_dir=tmp_path / "data")
     assert torch.equal(a.splits["train"].images, b.splits["train"].images)
     assert "cache_dir" not in hs.study_config("apn", "smoke")["data"]
+
+
+def test_config_key_keeps_old_cache_valid_for_late_keys_at_default():
+    """A run cached before a late key existed (config without it) keeps its key while the new
+    config holds the default; a non-default value changes the key."""
+    from zslab.train.config import DEFAULTS, LATE_KEYS
+
+    a = hs.study_config("apn", "smoke")
+    for k in LATE_KEYS:
+        old = {kk: v for kk, v in a.items() if kk != k}
+        assert hs.config_key(old) == hs.config_key(dict(a, **{k: DEFAULTS[k]}))
+    assert hs.config_key(a) != hs.config_key(dict(a, sync_bn=True))

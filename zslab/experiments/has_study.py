@@ -129,8 +129,15 @@ _VOLATILE = ("progress", "device")  # do not change what a run computes
 
 
 def config_key(config: dict) -> str:
-    """A short stable hash of a config (ignoring ``progress`` and ``device``): the cache key."""
-    stable = {k: v for k, v in config.items() if k not in _VOLATILE}
+    """A short stable hash of a config (ignoring ``progress`` and ``device``): the cache key.
+
+    Keys registered in :data:`zslab.train.config.LATE_KEYS` are left out while they hold their
+    default value, so adding a new option does not orphan the runs cached before it existed."""
+    from zslab.train.config import DEFAULTS, LATE_KEYS, METHOD_DEFAULTS
+
+    defaults = {**DEFAULTS, **METHOD_DEFAULTS.get(config.get("method"), {})}
+    stable = {k: v for k, v in config.items()
+              if k not in _VOLATILE and not (k in LATE_KEYS and k in defaults and v == defaults[k])}
     text = json.dumps(stable, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 

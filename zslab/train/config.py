@@ -38,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "sync_bn": False,
 }
 
+#: Keys added after run directories and study caches already existed. At their default value they
+#: leave what a run computes unchanged, so :func:`zslab.experiments.has_study.config_key` leaves them
+#: out of the cache key (old cached runs stay valid) and :func:`backfill_defaults` fills them in when
+#: an old run directory resumes. Register every new key with a behaviour-preserving default here.
+LATE_KEYS: tuple[str, ...] = ("sync_bn",)
+
 # Method-specific keys, merged after DEFAULTS for that method only (so `--set has_steps=5` works for
 # `has` while apn configs — and the run directories they wrote — stay unchanged).
 # HAS (zslab.has): generator settings in [0, 1] pixel units; weights in zslab's sign
