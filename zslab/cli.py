@@ -3,6 +3,8 @@
     zslab train apn --dataset shapes --preset smoke --out runs/x [--set key=value ...] [--resume]
     zslab train laat --dataset shapes --encoder minilm|clip:ARCH:PATH|file:PATH --preset smoke|full|paper --out runs/y
     zslab eval RUN_DIR [--attacks fgsm,pgd20,cw,autoattack --eps 8/255] [--localisation]
+    zslab notebooks run [NAME ...] --preset smoke|full --out DIR [--timeout S]   (DIR/report.html)
+    zslab bench [--quick] [--only fastpaths,has,...]   (the bench/ suite of a source checkout)
 """
 from __future__ import annotations
 
@@ -45,6 +47,37 @@ def _eval(args) -> int:
     return 0
 
 
+def _notebooks_run(args) -> int:
+    from zslab.report import parse_parameters, run_notebooks
+
+    rep = run_notebooks(args.names, args.out, preset=args.preset, notebooks_dir=args.notebooks_dir,
+                        timeout=args.timeout, kernel_name=args.kernel, progress=not args.no_progress,
+                        extra_parameters=parse_parameters(args.param))
+    print(json.dumps({"report": rep["html"], "ok": rep["ok"], "failed": rep["failed"],
+                      "total_wall_seconds": round(rep["total_wall_seconds"], 1)}, indent=2))
+    return 1 if rep["failed"] else 0
+
+
+def _bench(argv: list[str]) -> int:
+    """Run the benchmark suite ``bench/`` (``python -m bench``) in this process: it lives next to
+    the ``zslab`` package in a source checkout (``pip install -e .``), not in installed wheels."""
+    from pathlib import Path
+
+    import zslab
+
+    root = Path(zslab.__file__).resolve().parents[1]
+    if not (root / "bench" / "__main__.py").is_file():
+        raise ZSLabError(f"zslab bench needs the source checkout's bench/ folder next to the zslab package, but "
+                         f"{root / 'bench'} does not exist (a non-editable install); clone the repository and "
+                         f"run 'python -m bench' from its root, or install it with 'pip install -e .'")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bench.__main__ import main as bench_main
+
+    bench_main(list(argv))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zslab", description="Zero-shot learning and adversarial training (HAS, LAAT).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -80,10 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
     from zslab.cli_anchors import add_anchors_parser
 
     add_anchors_parser(sub)  # zslab anchors encode|expand|stats|consistency
+
+    nbp = sub.add_parser("notebooks", help="batch-run the notebooks with papermill and write DIR/report.html")
+    nba = nbp.add_subparsers(dest="action", required=True)
+    r = nba.add_parser("run", help="run notebooks (default: all of notebooks/) and write DIR/report.html + report.json")
+    r.add_argument("names", nargs="*", metavar="NAME",
+                   help="notebook names (e.g. 00_quickstart) or .ipynb paths; default: every notebook")
+    r.add_argument("--preset", default="smoke", help="injected as the notebooks' `preset` parameter (smoke | full)")
+    r.add_argument("--out", required=True, help="output folder: DIR/<name>/ per notebook, DIR/report.html")
+    r.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds one cell may run before the notebook counts as failed (default: no limit)")
+    r.add_argument("--notebooks-dir", default=None, help="folder of the notebooks (default: the repository's notebooks/)")
+    r.add_argument("--kernel", default=None, help="Jupyter kernel name (default: this Python interpreter)")
+    r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="inject another parameter (a Python literal, else a string) into the notebooks that "
+                        "declare it, e.g. -p seeds=[0,1,2] -p cache_dir=/data/runs")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_notebooks_run)
+
+    sub.add_parser("bench", help="run the benchmark suite (python -m bench; see zslab bench --help)",
+                   add_help=False)  # main() hands every argument after 'bench' to bench/__main__.py
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        try:
+            return _bench(argv[1:])
+        except ZSLabError as e:
+            print(f"zslab: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
