@@ -13,7 +13,11 @@ Every figure is a ratio measured side by side in one run (GUIDE §8):
 * ``anchors``: closed-form expansion of 1000 × 768 anchors (goal ≪ 50 ms) and its speed-up over
   the explicit rotation;
 * ``ddp``: 2-process gloo DDP throughput ÷ 1 process (report, no goal);
-* ``memory``: peak memory of adversarial ÷ clean training.
+* ``memory``: peak memory of adversarial ÷ clean training;
+* ``fastpaths``: training time with each engine fast path (channels_last, bf16 autocast on the
+  CPU, torch.compile, DataLoader workers, shapes rendered on the fly) on ÷ off.
+
+``zslab bench [same arguments]`` runs this from a source checkout.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SUITE = ("attacks", "has", "laat", "anchors", "ddp", "memory")
+SUITE = ("attacks", "has", "laat", "anchors", "ddp", "memory", "fastpaths")
 
 
 def _run(name: str, quick: bool) -> dict:
@@ -53,6 +57,9 @@ def _run(name: str, quick: bool) -> dict:
     if name == "memory":
         from bench.memory import main
         return main([])
+    if name == "fastpaths":
+        from bench.fastpaths import main
+        return main(["--quick"] if quick else [])
     raise SystemExit(f"unknown benchmark '{name}'; available: {', '.join(SUITE)}")
 
 

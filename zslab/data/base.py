@@ -28,8 +28,58 @@ from torch.utils.data import Dataset
 SPLITS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")
 
 
+class LazyRows:
+    """A read-only stand-in for a tensor of ``shape`` whose rows are made when indexed:
+    ``rows[key]`` (int, slice, index tensor/list, bool mask) calls ``fetch(index_tensor)`` and
+    returns a tensor of ``dtype``; ``shape``, ``ndim``, ``dtype`` and ``len`` are those of the full
+    tensor. Used for datasets rendered on the fly (``shapes`` with ``on_the_fly=True``), so code
+    that slices ``dataset.images[idx]`` works unchanged. ``fetch`` must be picklable for
+    DataLoader worker processes."""
+
+    def __init__(self, fetch, shape: tuple[int, ...], dtype: torch.dtype):
+        self.fetch, self.shape, self.dtype = fetch, torch.Size(shape), dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        n = self.shape[0]
+        if isinstance(key, tuple):
+            if not key:
+                raise IndexError("LazyRows needs a row index")
+            return self[key[0]][(slice(None),) + key[1:]]
+        if isinstance(key, (int,)) or (torch.is_tensor(key) and key.ndim == 0 and not key.dtype.is_floating_point):
+            i = int(key)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for {n} rows")
+            return self.fetch(torch.tensor([i % n]))[0]
+        if isinstance(key, slice):
+            idx = torch.arange(n)[key]
+        else:
+            idx = torch.as_tensor(key)
+            if idx.dtype == torch.bool:
+                if idx.shape != (n,):
+                    raise IndexError(f"boolean row mask must have shape ({n},), got {tuple(idx.shape)}")
+                idx = idx.nonzero().flatten()
+            idx = idx.long().flatten()
+            if idx.numel() and (idx.min() < -n or idx.max() >= n):
+                raise IndexError(f"row index out of bounds for {n} rows")
+            idx = idx % n if n else idx
+        if idx.numel() == 0:
+            return torch.empty((0,) + tuple(self.shape[1:]), dtype=self.dtype)
+        return self.fetch(idx)
+
+    def __repr__(self) -> str:
+        return f"LazyRows(shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
 class TensorImageDataset(Dataset):
     """In-memory images ``(N, 3, H, W)`` in [0, 1] (float or uint8) with global labels.
+    ``images`` (and extras) may also be a :class:`LazyRows`, rendered per batch when indexed.
 
     ``extras`` holds optional per-image tensors (e.g. attribute labels, part masks) indexed
     along the first dimension; they are not returned by ``__getitem__`` but are available

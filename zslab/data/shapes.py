@@ -62,9 +62,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zslab.data.base import TensorImageDataset, ZSLData
+from zslab.data.base import LazyRows, TensorImageDataset, ZSLData
 
-__all__ = ["ShapesConfig", "make_shapes", "render", "class_name", "attribute_names",
+__all__ = ["ShapesConfig", "make_shapes", "render", "render_indexed", "class_name", "attribute_names",
            "PART_NAMES", "GROUPS", "GROUP_NAMES", "PALETTE", "NUM_SLOTS", "NUM_ATTRIBUTES"]
 
 # --------------------------------------------------------------------------- vocabulary
@@ -153,7 +153,13 @@ class ShapesConfig:
 
     ``dominant_prob``: range of the per-class, per-group probability of the dominant value.
     ``cache_dir``: when set, generated tensors are cached there, keyed by a hash of the
-    config (everything but ``cache_dir``).
+    config (everything but ``cache_dir`` and ``on_the_fly``).
+
+    ``on_the_fly``: render no image up front; every split's ``images`` (and ``part_masks``) are
+    rendered per batch when indexed, each image from its own seed (:func:`render_indexed`):
+    start-up and memory cost nothing, every epoch pays the rendering. The labels, attribute
+    values, classes and splits are those of the cached dataset; the images are a different,
+    equally distributed sample (see :func:`render_indexed`). Never cached.
     """
 
     image_size: int = 32
@@ -173,6 +179,7 @@ class ShapesConfig:
     translate: float = 1.0
     dominant_prob: tuple[float, float] = (0.75, 0.95)
     cache_dir: str | None = None
+    on_the_fly: bool = False
 
     def validate(self) -> "ShapesConfig":
         """Raise ``ValueError`` naming the offending field; return ``self``."""
@@ -220,6 +227,8 @@ class ShapesConfig:
             raise ValueError(f"dominant_prob must be a pair (low, high) with 0.5 < low <= high <= 1, got {dp!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise ValueError(f"cache_dir must be a path or None, got {self.cache_dir!r}")
+        if not isinstance(self.on_the_fly, (bool, np.bool_)):
+            raise ValueError(f"on_the_fly must be a bool, got {self.on_the_fly!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,12 +245,14 @@ class ShapesConfig:
             d[k] = float(d[k])
         d["dominant_prob"] = [float(x) for x in self.dominant_prob]
         d["cache_dir"] = None if self.cache_dir is None else str(self.cache_dir)
+        d["on_the_fly"] = bool(self.on_the_fly)
         return d
 
     def cache_key(self) -> str:
         """Hash of everything that determines the generated tensors (not ``cache_dir``)."""
         d = self.to_dict()
         d.pop("cache_dir")
+        d.pop("on_the_fly")  # same classes, labels and values; on-the-fly images are never cached
         d["format_version"] = _FORMAT_VERSION
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
@@ -306,7 +317,7 @@ def render(values: torch.Tensor, generator: torch.Generator, image_size: int = 3
             torch.set_num_threads(prev)
 
 
-def _render(values, generator, image_size, *, noise, clutter, rotation, scale_jitter, translate, chunk_size):
+def _check_render_args(values, image_size) -> torch.Tensor:
     values = torch.as_tensor(values)
     if values.ndim != 2 or values.shape[1] != NUM_SLOTS:
         raise ValueError(f"values must have shape (N, {NUM_SLOTS}), got {tuple(values.shape)}")
@@ -318,13 +329,12 @@ def _render(values, generator, image_size, *, noise, clutter, rotation, scale_ji
         raise ValueError(f"values out of range; slot sizes are {SLOT_SIZES}")
     if not isinstance(image_size, (int, np.integer)) or image_size < 8:
         raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
-    image_size = int(image_size)
-    n = values.shape[0]
-    H = W = image_size
-    g = generator
+    return values
 
-    # ---- per-image nuisance parameters, all drawn up front (independent of chunking)
-    U = torch.rand(n, 20, generator=g)
+
+def _nuisance(values: torch.Tensor, U: torch.Tensor, *, rotation, scale_jitter, translate) -> dict:
+    """Per-image geometry and colour parameters from the values and uniform draws ``U`` (N, 20)."""
+    n = values.shape[0]
     scale = 1.0 + float(scale_jitter) * (2 * U[:, 0] - 1)
     theta = math.radians(float(rotation)) * (2 * U[:, 1] - 1)
     sizes = torch.tensor(_HALF_SIZE)                                     # (2 parts, 2 sizes)
@@ -338,15 +348,102 @@ def _render(values, generator, image_size, *, noise, clutter, rotation, scale_ji
     c, s = theta.cos().abs(), theta.sin().abs()
     room_x = (0.5 - scale * (c * ex + s * ey) - 0.02).clamp(min=0.02) * float(translate)
     room_y = (0.5 - scale * (s * ex + c * ey) - 0.02).clamp(min=0.02) * float(translate)
-    tx = room_x * (2 * U[:, 3] - 1)
-    ty = room_y * (2 * U[:, 4] - 1)
-    stripe_phase = U[:, 5:7]                                              # per part
-    # dot grid: a dot within a quarter period of the part centre, so even a small head shows one
-    dot_phase = 0.5 + 0.25 * (2 * U[:, 7:11].view(n, 2, 2) - 1)          # per part, (u, v)
-    bright = 0.88 + 0.17 * U[:, 11:13]                                    # per part brightness
-    bg_level = 0.28 + 0.44 * U[:, 13]
-    bg_tint = 0.04 * (2 * U[:, 14:17] - 1)                                # low saturation tint
-    palette = PALETTE.clone()
+    return {
+        "scale": scale, "cos": theta.cos(), "sin": theta.sin(), "r_head": r_head, "r_body": r_body,
+        "head_dx": head_dx, "body_cy": body_cy, "head_cy": head_cy,
+        "tx": room_x * (2 * U[:, 3] - 1), "ty": room_y * (2 * U[:, 4] - 1),
+        "stripe_phase": U[:, 5:7],                                        # per part
+        # dot grid: a dot within a quarter period of the part centre, so even a small head shows one
+        "dot_phase": 0.5 + 0.25 * (2 * U[:, 7:11].view(n, 2, 2) - 1),    # per part, (u, v)
+        "bright": 0.88 + 0.17 * U[:, 11:13],                              # per part brightness
+        "bg_level": 0.28 + 0.44 * U[:, 13],
+        "bg_tint": 0.04 * (2 * U[:, 14:17] - 1),                          # low saturation tint
+    }
+
+
+def _render_rows(vals, P: dict, sl: slice, B, L, tex, nz, H: int, W: int, clutter: bool, noise: float):
+    """Images (m, 3, H, W) uint8 and part masks (m, 2, H, W) of the rows ``sl`` of the per-image
+    parameters ``P`` (and blob/line draws ``B``/``L``), with the chunk's texture draws ``tex``
+    (m, 1, G, G) and pixel noise ``nz`` (m, 3, H, W) (None when off)."""
+    m = vals.shape[0]
+    coords = (torch.arange(W, dtype=torch.float32) + 0.5) / W - 0.5
+    X = coords.view(1, 1, W)
+    Y = coords.view(1, H, 1)
+
+    def col(t):  # per-image scalar -> (m, 1, 1)
+        return t[sl].view(m, 1, 1)
+
+    # ---- background
+    bg = (P["bg_level"][sl].view(m, 1, 1, 1) + P["bg_tint"][sl].view(m, 3, 1, 1)).expand(m, 3, H, W).clone()
+    if clutter:
+        tex = F.interpolate(tex, size=(H, W), mode="bilinear", align_corners=False)
+        gray = 0.07 * tex[:, 0]
+        for k in range(_N_BLOBS):
+            bk = B[sl, k]
+            bx, by = (bk[:, 0] - 0.5).view(m, 1, 1), (bk[:, 1] - 0.5).view(m, 1, 1)
+            sig = (0.04 + 0.09 * bk[:, 2]).view(m, 1, 1)
+            amp = (0.3 * bk[:, 3] - 0.15).view(m, 1, 1)
+            gray = gray + amp * torch.exp(-((X - bx) ** 2 + (Y - by) ** 2) / (2 * sig * sig))
+        for k in range(_N_LINES):
+            lk = L[sl, k]
+            phi = (math.pi * lk[:, 0]).view(m, 1, 1)
+            off = (0.8 * lk[:, 1] - 0.4).view(m, 1, 1)
+            amp = (0.3 * lk[:, 2] - 0.15).view(m, 1, 1)
+            dist = (phi.cos() * X + phi.sin() * Y - off).abs()
+            gray = gray + amp * (1.0 - dist * (W / 1.2)).clamp(0.0, 1.0)
+        bg = bg + gray.unsqueeze(1)
+    img = bg.clamp_(0.0, 1.0)
+
+    # ---- object frame: translate, rotate by -theta, divide by scale
+    sc = col(P["scale"])
+    dx, dy = X - col(P["tx"]), Y - col(P["ty"])
+    ct, st = col(P["cos"]), col(P["sin"])
+    u = (ct * dx + st * dy) / sc
+    v = (-st * dx + ct * dy) / sc
+    pix = 1.0 / (W * sc)                                  # one pixel in object units
+    part_cov = []
+    for part in (1, 0):                                   # body first, head drawn over it
+        if part == 0:
+            cx, cy, r = col(P["head_dx"]), col(P["head_cy"]), col(P["r_head"])
+        else:
+            cx, cy, r = torch.zeros(m, 1, 1), col(P["body_cy"]), col(P["r_body"])
+        pu, pv = u - cx, v - cy
+        sdf = _shape_sdf(pu / r, pv / r, vals[:, part * NUM_GROUPS + SHAPE].view(m, 1, 1)) * r
+        cov = _coverage(sdf, pix)
+        rim = _coverage(sdf - _OUTLINE, pix)
+        pat = vals[:, part * NUM_GROUPS + PATTERN].view(m, 1, 1)
+        t = _frac(pv / _STRIPE_PERIOD + col(P["stripe_phase"][:, part]))
+        stripes = _coverage((t - 0.5).abs() * _STRIPE_PERIOD - 0.25 * _STRIPE_PERIOD, pix)
+        du = _frac(pu / _DOT_PERIOD + col(P["dot_phase"][:, part, 0])) - 0.5
+        dv = _frac(pv / _DOT_PERIOD + col(P["dot_phase"][:, part, 1])) - 0.5
+        dots = _coverage(torch.sqrt(du * du + dv * dv) * _DOT_PERIOD - _DOT_RADIUS, pix)
+        marks = torch.where(pat == 1, stripes, torch.where(pat == 2, dots, torch.zeros_like(dots)))
+        rgb = PALETTE[vals[:, part * NUM_GROUPS + COLOUR]] * P["bright"][sl, part].view(m, 1)
+        colour = rgb.view(m, 3, 1, 1) * (1.0 - _PATTERN_DARK * marks).unsqueeze(1)
+        img = img * (1.0 - 0.6 * rim).unsqueeze(1)        # dark outline
+        alpha = cov.unsqueeze(1)
+        img = img * (1.0 - alpha) + colour * alpha
+        part_cov.append(cov)
+    body_cov, head_cov = part_cov
+    head_m = head_cov > 0.5
+    masks = torch.stack([head_m, (body_cov > 0.5) & ~head_m], dim=1)
+
+    if noise > 0:
+        img = img + float(noise) * nz
+    return img.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8), masks
+
+
+def _render(values, generator, image_size, *, noise, clutter, rotation, scale_jitter, translate, chunk_size):
+    values = _check_render_args(values, image_size)
+    image_size = int(image_size)
+    n = values.shape[0]
+    H = W = image_size
+    g = generator
+
+    # ---- per-image nuisance parameters, all drawn up front (independent of chunking)
+    U = torch.rand(n, 20, generator=g)
+    P = _nuisance(values, U, rotation=rotation, scale_jitter=scale_jitter, translate=translate)
+    B = L = None
     if clutter:
         B = torch.rand(n, _N_BLOBS, 4, generator=g)
         L = torch.rand(n, _N_LINES, 3, generator=g)
@@ -354,79 +451,80 @@ def _render(values, generator, image_size, *, noise, clutter, rotation, scale_ji
     chunk = int(chunk_size) if chunk_size else _default_chunk(image_size)
     images = torch.empty(n, 3, H, W, dtype=torch.uint8)
     masks = torch.empty(n, 2, H, W, dtype=torch.bool)
-    coords = (torch.arange(W, dtype=torch.float32) + 0.5) / W - 0.5
-    X = coords.view(1, 1, W)
-    Y = coords.view(1, H, 1)
-
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         m = b - a
         sl = slice(a, b)
+        # per chunk: the texture, then the pixel noise (the generator's order of draws)
+        tex = torch.rand(m, 1, _TEXTURE_GRID, _TEXTURE_GRID, generator=g) * 2 - 1 if clutter else None
+        nz = torch.randn(m, 3, H, W, generator=g) if noise > 0 else None
+        images[sl], masks[sl] = _render_rows(values[sl], P, sl, B, L, tex, nz, H, W, clutter, noise)
+    return images, masks
 
-        def col(t):  # per-image scalar -> (m, 1, 1)
-            return t[sl].view(m, 1, 1)
 
-        # ---- background
-        bg = (bg_level[sl].view(m, 1, 1, 1) + bg_tint[sl].view(m, 3, 1, 1)).expand(m, 3, H, W).clone()
+def _index_seed(base: int, index: int) -> int:
+    """A 63-bit seed for image ``index`` of a split whose seed is ``base`` (splitmix64 mixing, so
+    neighbouring indices get unrelated streams)."""
+    z = (int(base) + (int(index) + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) >> 1
+
+
+def render_indexed(values: torch.Tensor, indices, base_seed: int, image_size: int = 32, *,
+                   noise: float = 0.03, clutter: bool = True, rotation: float = 30.0,
+                   scale_jitter: float = 0.1, translate: float = 1.0,
+                   chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render images whose randomness depends only on (``base_seed``, their index).
+
+    ``values`` (N, 8) as in :func:`render`, ``indices`` (N,) the images' indices in their split.
+    Image ``i`` draws its nuisance parameters, clutter, texture and noise from its own
+    generator seeded by ``_index_seed(base_seed, i)``, in the same per-image order and with the
+    same distributions as :func:`render`; the pixel arithmetic is :func:`render`'s, vectorised
+    over the batch. So an image is the same whichever batch it is rendered in, up to float
+    rounding of vectorised versus scalar kernels (at most one grey level in rare pixels, see
+    tests/test_fastpaths.py), and the dataset need never be held in memory. It is *not* the
+    image :func:`render` gives for that index: :func:`render` draws every image from one shared
+    sequential stream (a CPU ``torch.Generator`` cannot jump to image ``i``'s position), so
+    on-the-fly images are an equally distributed, different sample of the same attribute values.
+    """
+    values = _check_render_args(values, image_size)
+    image_size = int(image_size)
+    idx = torch.as_tensor(indices).long().flatten()
+    if idx.shape[0] != values.shape[0]:
+        raise ValueError(f"{values.shape[0]} value rows but {idx.shape[0]} indices")
+    n, H = values.shape[0], image_size
+    U = torch.empty(n, 20)
+    B = torch.empty(n, _N_BLOBS, 4)
+    L = torch.empty(n, _N_LINES, 3)
+    tex = torch.empty(n, 1, _TEXTURE_GRID, _TEXTURE_GRID)
+    nz = torch.empty(n, 3, H, H) if noise > 0 else None
+    g = torch.Generator()
+    for r, i in enumerate(idx.tolist()):
+        g.manual_seed(_index_seed(base_seed, i))
+        torch.rand(20, generator=g, out=U[r])
         if clutter:
-            tex = torch.rand(m, 1, _TEXTURE_GRID, _TEXTURE_GRID, generator=g) * 2 - 1
-            tex = F.interpolate(tex, size=(H, W), mode="bilinear", align_corners=False)
-            gray = 0.07 * tex[:, 0]
-            for k in range(_N_BLOBS):
-                bk = B[sl, k]
-                bx, by = (bk[:, 0] - 0.5).view(m, 1, 1), (bk[:, 1] - 0.5).view(m, 1, 1)
-                sig = (0.04 + 0.09 * bk[:, 2]).view(m, 1, 1)
-                amp = (0.3 * bk[:, 3] - 0.15).view(m, 1, 1)
-                gray = gray + amp * torch.exp(-((X - bx) ** 2 + (Y - by) ** 2) / (2 * sig * sig))
-            for k in range(_N_LINES):
-                lk = L[sl, k]
-                phi = (math.pi * lk[:, 0]).view(m, 1, 1)
-                off = (0.8 * lk[:, 1] - 0.4).view(m, 1, 1)
-                amp = (0.3 * lk[:, 2] - 0.15).view(m, 1, 1)
-                dist = (phi.cos() * X + phi.sin() * Y - off).abs()
-                gray = gray + amp * (1.0 - dist * (W / 1.2)).clamp(0.0, 1.0)
-            bg = bg + gray.unsqueeze(1)
-        img = bg.clamp_(0.0, 1.0)
-
-        # ---- object frame: translate, rotate by -theta, divide by scale
-        sc = col(scale)
-        dx, dy = X - col(tx), Y - col(ty)
-        ct, st = col(theta.cos()), col(theta.sin())
-        u = (ct * dx + st * dy) / sc
-        v = (-st * dx + ct * dy) / sc
-        pix = 1.0 / (W * sc)                                  # one pixel in object units
-        vals = values[sl]
-        part_cov = []
-        for part in (1, 0):                                   # body first, head drawn over it
-            if part == 0:
-                cx, cy, r = col(head_dx), col(head_cy), col(r_head)
-            else:
-                cx, cy, r = torch.zeros(m, 1, 1), col(body_cy), col(r_body)
-            pu, pv = u - cx, v - cy
-            sdf = _shape_sdf(pu / r, pv / r, vals[:, part * NUM_GROUPS + SHAPE].view(m, 1, 1)) * r
-            cov = _coverage(sdf, pix)
-            rim = _coverage(sdf - _OUTLINE, pix)
-            pat = vals[:, part * NUM_GROUPS + PATTERN].view(m, 1, 1)
-            t = _frac(pv / _STRIPE_PERIOD + col(stripe_phase[:, part]))
-            stripes = _coverage((t - 0.5).abs() * _STRIPE_PERIOD - 0.25 * _STRIPE_PERIOD, pix)
-            du = _frac(pu / _DOT_PERIOD + col(dot_phase[:, part, 0])) - 0.5
-            dv = _frac(pv / _DOT_PERIOD + col(dot_phase[:, part, 1])) - 0.5
-            dots = _coverage(torch.sqrt(du * du + dv * dv) * _DOT_PERIOD - _DOT_RADIUS, pix)
-            marks = torch.where(pat == 1, stripes, torch.where(pat == 2, dots, torch.zeros_like(dots)))
-            rgb = palette[vals[:, part * NUM_GROUPS + COLOUR]] * bright[sl, part].view(m, 1)
-            colour = rgb.view(m, 3, 1, 1) * (1.0 - _PATTERN_DARK * marks).unsqueeze(1)
-            img = img * (1.0 - 0.6 * rim).unsqueeze(1)        # dark outline
-            alpha = cov.unsqueeze(1)
-            img = img * (1.0 - alpha) + colour * alpha
-            part_cov.append(cov)
-        body_cov, head_cov = part_cov
-        head_m = head_cov > 0.5
-        masks[sl, 0] = head_m
-        masks[sl, 1] = (body_cov > 0.5) & ~head_m
-
-        if noise > 0:
-            img = img + float(noise) * torch.randn(m, 3, H, W, generator=g)
-        images[sl] = img.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+            torch.rand(_N_BLOBS, 4, generator=g, out=B[r])
+            torch.rand(_N_LINES, 3, generator=g, out=L[r])
+            torch.rand(1, _TEXTURE_GRID, _TEXTURE_GRID, generator=g, out=tex[r])
+        if nz is not None:
+            torch.randn(3, H, H, generator=g, out=nz[r])
+    tex.mul_(2).sub_(1)
+    P = _nuisance(values, U, rotation=rotation, scale_jitter=scale_jitter, translate=translate)
+    prev = torch.get_num_threads()
+    if prev > 1:
+        torch.set_num_threads(1)
+    try:
+        chunk = int(chunk_size) if chunk_size else _default_chunk(image_size)
+        images = torch.empty(n, 3, H, H, dtype=torch.uint8)
+        masks = torch.empty(n, 2, H, H, dtype=torch.bool)
+        for a in range(0, n, chunk):
+            sl = slice(a, min(n, a + chunk))
+            images[sl], masks[sl] = _render_rows(values[sl], P, sl, B, L, tex[sl] if clutter else None,
+                                                 None if nz is None else nz[sl], H, H, clutter, noise)
+    finally:
+        if prev > 1:
+            torch.set_num_threads(prev)
     return images, masks
 
 
@@ -529,7 +627,9 @@ _SPLIT_PLAN = (  # split name, class role, per-class count field
 )
 
 
-def _generate(cfg: ShapesConfig) -> dict[str, Any]:
+def _generate(cfg: ShapesConfig, render_images: bool = True) -> dict[str, Any]:
+    """Classes, labels and attribute values of every split, and (``render_images``) their images
+    and part masks; without rendering, each split holds its ``seed`` for :func:`render_indexed`."""
     root = np.random.SeedSequence([int(cfg.seed), 0x5A_5E_5])
     class_seq, *split_seqs = root.spawn(1 + len(_SPLIT_PLAN))
     rng = np.random.default_rng(class_seq)
@@ -560,11 +660,13 @@ def _generate(cfg: ShapesConfig) -> dict[str, Any]:
         labels = np.repeat(roles[role], count)
         labels = labels[srng.permutation(len(labels))]
         values = torch.from_numpy(_sample_values(srng, probs, labels))
-        gen = torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0] >> 1))
-        images, masks = render(values, gen, cfg.image_size, noise=cfg.noise, clutter=bool(cfg.clutter),
-                               rotation=cfg.rotation, scale_jitter=cfg.scale_jitter, translate=cfg.translate)
-        out["splits"][split] = {"images": images, "labels": torch.from_numpy(labels).long(),
-                                "values": values, "part_masks": masks}
+        split_seed = int(seq.generate_state(1, dtype=np.uint64)[0] >> 1)
+        out["splits"][split] = {"labels": torch.from_numpy(labels).long(), "values": values, "seed": split_seed}
+        if render_images:
+            gen = torch.Generator().manual_seed(split_seed)
+            images, masks = render(values, gen, cfg.image_size, noise=cfg.noise, clutter=bool(cfg.clutter),
+                                   rotation=cfg.rotation, scale_jitter=cfg.scale_jitter, translate=cfg.translate)
+            out["splits"][split].update(images=images, part_masks=masks)
     return out
 
 
@@ -588,7 +690,37 @@ def _check_payload(payload: Any, cfg: ShapesConfig) -> None:
             raise ValueError(f"cache file has malformed split '{split}'")
 
 
+class _SplitRenderer:
+    """Renders rows of one split on the fly (:func:`render_indexed`); remembers the last call so
+    that the images and part masks of one batch are rendered once."""
+
+    def __init__(self, values: torch.Tensor, seed: int, cfg: ShapesConfig):
+        self.values, self.seed = values, int(seed)
+        self.kw = dict(image_size=cfg.image_size, noise=float(cfg.noise), clutter=bool(cfg.clutter),
+                       rotation=float(cfg.rotation), scale_jitter=float(cfg.scale_jitter),
+                       translate=float(cfg.translate))
+        self._last: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._last is not None and torch.equal(self._last[0], idx):
+            return self._last[1]
+        out = render_indexed(self.values[idx], idx, self.seed, **self.kw)
+        self._last = (idx.clone(), out)
+        return out
+
+    def images(self, idx):
+        return self(idx)[0]
+
+    def masks(self, idx):
+        return self(idx)[1]
+
+    def __getstate__(self):  # DataLoader workers: no memo in the pickle
+        return {**self.__dict__, "_last": None}
+
+
 def _load_or_generate(cfg: ShapesConfig) -> dict[str, Any]:
+    if cfg.on_the_fly:
+        return _generate(cfg, render_images=False)
     if cfg.cache_dir is None:
         return _generate(cfg)
     path = _cache_path(cfg)
@@ -639,9 +771,15 @@ def make_shapes(config: ShapesConfig | None = None, **overrides) -> ZSLData:
     splits = {}
     for split, _, _ in _SPLIT_PLAN:
         s = payload["splits"][split]
+        images, part_masks = s.get("images"), s.get("part_masks")
+        if images is None:  # on the fly: rendered when indexed
+            r = _SplitRenderer(s["values"], s["seed"], cfg)
+            n, size = s["values"].shape[0], cfg.image_size
+            images = LazyRows(r.images, (n, 3, size, size), torch.uint8)
+            part_masks = LazyRows(r.masks, (n, 2, size, size), torch.bool)
         splits[split] = TensorImageDataset(
-            s["images"], s["labels"],
-            extras={"attributes": _one_hot(s["values"]), "part_masks": s["part_masks"], "values": s["values"]})
+            images, s["labels"],
+            extras={"attributes": _one_hot(s["values"]), "part_masks": part_masks, "values": s["values"]})
     names = attribute_names()
     meta = {
         "attribute_part": [p for p in range(len(PART_NAMES)) for k in GROUP_SIZES for _ in range(k)],

@@ -36,13 +36,22 @@ DEFAULTS: dict[str, Any] = {
     "progress": True,
     # torchrun on CUDA: convert BatchNorm to SyncBatchNorm (statistics over the global batch)
     "sync_bn": False,
+    # fast paths (zslab.train.engine; ratios in bench/README.md; off: runs stay bit-identical):
+    # channels_last memory format for model and batches; bf16 autocast on the CPU (the loss in
+    # float32); torch.compile of the model (true: inductor, or a backend name such as aot_eager);
+    # DataLoader worker processes (0: in-process batching)
+    "channels_last": False,
+    "amp_cpu": False,
+    "compile": False,
+    "num_workers": 0,
 }
 
 #: Keys added after run directories and study caches already existed. At their default value they
 #: leave what a run computes unchanged, so :func:`zslab.experiments.has_study.config_key` leaves them
 #: out of the cache key (old cached runs stay valid) and :func:`backfill_defaults` fills them in when
 #: an old run directory resumes. Register every new key with a behaviour-preserving default here.
-LATE_KEYS: tuple[str, ...] = ("sync_bn",)
+LATE_KEYS: tuple[str, ...] = ("sync_bn", "channels_last", "amp_cpu", "compile", "num_workers",
+                              "adversary", "adv_lambda_rob", "adv_lambda_rel")
 
 # Method-specific keys, merged after DEFAULTS for that method only (so `--set has_steps=5` works for
 # `has` while apn configs — and the run directories they wrote — stay unchanged).
@@ -130,7 +139,8 @@ def paper_dataset_values(method: str, dataset: str) -> dict[str, Any]:
     return {}
 
 # LAAT (zslab.laat; LAAT paper Sec. 3.5-3.6, 4.1). Anchors: `encoder` (minilm | clip:ARCH:PATH |
-# file:PATH), `prompt`, `expand` (Appendix C fitted on the training classes), `anchor_cache`.
+# file:PATH | attributes: the dataset's class attribute vectors), `prompt`, `expand` (Appendix C fitted
+# on the training classes), `anchor_cache`.
 # Loss: `objective` (ace | cos | theta | euclid | trades), `tau` (Eq. 8), `alpha` (smoothness
 # weight of Eq. 4: 3 in the paper, 1 in the official code), `trades_beta` (1/λ, Table 6).
 # Training attack: PGD `pgd_eps`, `pgd_steps` of `pgd_step`, random start (Sec. 4.1). Model
@@ -150,6 +160,15 @@ METHOD_DEFAULTS["laat"] = {
     "pgd_step": 2 / 255,
     "pgd_steps": 7,
     "pgd_random_start": True,
+    # the training adversary (zslab.laat.LAATStrategy; notebook 33): "pgd" (LAAT, above), "has" (the
+    # HAS generator, Eq. 3-6, adapted to the anchor model: signed-gradient *descent* on
+    # A-CE − adv_lambda_rob·H(p) + adv_lambda_rel·‖f(x+δ) − f(x)‖², in the same pgd_eps ball with
+    # pgd_steps of pgd_step, no random start as in HAS Eq. 4) or "has+pgd" (first half of each batch
+    # PGD, second half HAS). Weights: λ_rob = 1, λ_rel = 0.1, the official HAS AwA2/SUN values
+    # (GUIDE §2; zslab.has.HASConfig defaults)
+    "adversary": "pgd",
+    "adv_lambda_rob": 1.0,
+    "adv_lambda_rel": 0.1,
     "arch": "conv4-64",
     "optimizer": "sgd",
     "momentum": 0.9,
@@ -187,6 +206,8 @@ PRESETS["laat"] = {
 }
 
 SELECT_METRICS = ("val_h", "val_zsl", "val_zs")
+#: LAAT training adversaries (config ``adversary``; :class:`zslab.laat.LAATStrategy`)
+ADVERSARIES = ("pgd", "has", "has+pgd")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -271,6 +292,16 @@ def validate(cfg: dict) -> None:
         positive(k, int)
     for k in ("lr", "lr_gamma"):
         positive(k)
+    for k in ("channels_last", "amp_cpu"):
+        if not isinstance(cfg.get(k, False), bool):
+            raise ZSLabError(f"config '{k}' must be true or false, got {cfg[k]!r}")
+    comp = cfg.get("compile", False)
+    if not (isinstance(comp, bool) or (isinstance(comp, str) and comp.strip())):
+        raise ZSLabError(f"config 'compile' must be true/false or a torch.compile backend name "
+                         f"(e.g. inductor, aot_eager), got {comp!r}")
+    nw = cfg.get("num_workers", 0)
+    if not isinstance(nw, int) or isinstance(nw, bool) or nw < 0:
+        raise ZSLabError(f"config 'num_workers' must be an integer >= 0 (0: in-process batching), got {nw!r}")
     if cfg["lambda_loc"] < 0 or cfg["weight_decay"] < 0:
         raise ZSLabError("config 'lambda_loc' and 'weight_decay' must be >= 0")
     if cfg["select_metric"] not in SELECT_METRICS:
@@ -292,7 +323,7 @@ def validate(cfg: dict) -> None:
 def _validate_laat(cfg: dict) -> None:
     from zslab.attacks import parse_eps
 
-    missing = [k for k in METHOD_DEFAULTS["laat"] if k not in cfg]
+    missing = [k for k in METHOD_DEFAULTS["laat"] if k not in cfg and k not in LATE_KEYS]  # late keys: defaults
     if missing:
         raise ZSLabError(f"config for method 'laat' lacks {', '.join(missing)}; build it with make_config('laat', ...)")
     objectives = ("ace", "cos", "theta", "euclid", "trades")
@@ -302,8 +333,12 @@ def _validate_laat(cfg: dict) -> None:
         raise ZSLabError(f"config 'select_metric' for laat must be 'val_zs' (zero-shot accuracy on the "
                          f"validation classes); got {cfg['select_metric']!r}")
     spec = cfg["encoder"]
-    if not isinstance(spec, str) or not (spec == "minilm" or spec.startswith(("clip:", "file:"))):
-        raise ZSLabError(f"config 'encoder' must be minilm, clip:ARCH:PATH or file:PATH; got {spec!r}")
+    if not isinstance(spec, str) or not (spec in ("minilm", "attributes") or spec.startswith(("clip:", "file:"))):
+        raise ZSLabError(f"config 'encoder' must be minilm, clip:ARCH:PATH, file:PATH or attributes (the dataset's "
+                         f"class attribute vectors); got {spec!r}")
+    if spec == "attributes" and cfg.get("expand") is True and (cfg.get("data") or {}).get("attributes") == "expanded":
+        raise ZSLabError("config: encoder 'attributes' with data.attributes='expanded' and expand=true would expand "
+                         "the class attributes twice; set expand=false or data.attributes='raw'")
     for k in ("tau",):
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) or not cfg[k] > 0:
             raise ZSLabError(f"config '{k}' must be > 0; got {cfg[k]!r}")
@@ -330,6 +365,16 @@ def _validate_laat(cfg: dict) -> None:
         raise ZSLabError(f"config 'lr_milestones' must be a list of positive epoch numbers; got {ms!r}")
     if not isinstance(cfg["expand"], bool):
         raise ZSLabError(f"config 'expand' must be true or false; got {cfg['expand']!r}")
+    adversary = cfg.get("adversary", "pgd")  # absent in runs written before the key existed
+    if adversary not in ADVERSARIES:
+        raise ZSLabError(f"config 'adversary' must be one of {', '.join(ADVERSARIES)}; got {adversary!r}")
+    for k in ("adv_lambda_rob", "adv_lambda_rel"):
+        v = cfg.get(k, METHOD_DEFAULTS["laat"][k])
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+            raise ZSLabError(f"config '{k}' must be a finite number >= 0 (0 switches the HAS term off); got {v!r}")
+    if adversary != "pgd" and cfg["objective"] == "trades":
+        raise ZSLabError(f"config 'adversary' {adversary!r} does not combine with objective 'trades' "
+                         f"(TRADES generates its own δ from the KL term); use adversary 'pgd'")
 
 
 def _validate_has(cfg: dict) -> None:

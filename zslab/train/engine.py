@@ -18,12 +18,22 @@ APN behaviour): ``build_model`` (default: APN over the class attributes), ``buil
 ``test`` (default: ZSL T1 / GZSL on ``test_*`` with the selected μ), ``state_dict`` /
 ``load_state_dict`` (extra strategy state kept in the checkpoints, e.g. LAAT's anchors) and
 ``model_from_checkpoint`` (rebuilds the model in :func:`load_run`).
+
+Fast paths (config switches, all off by default; their measured effect is in
+``bench/fastpaths.py`` / ``bench/README.md``): ``channels_last`` (model and batches in
+``torch.channels_last``), ``amp_cpu`` (bf16 autocast for training and generation forwards on
+the CPU; CUDA autocast stays under ``amp``), ``compile`` (``torch.compile`` of the model in
+place, so checkpoints keep plain ``state_dict`` keys) and ``num_workers`` (a persistent
+DataLoader worker pool that assembles the batches of the same seeded order as the in-process
+path, so results are identical).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -54,16 +64,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def iterate_batches(dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
-    """Yield (images float [0,1], labels) batches. Tensor-backed datasets are sliced directly
-    (no per-item collation); any other Dataset goes through a DataLoader."""
+    """Yield (images float [0,1], labels) batches. Tensor-backed datasets (and lazily rendered ones
+    with an indexable ``images``) are sliced directly (no per-item collation); any other Dataset
+    goes through a DataLoader."""
     n = len(dataset)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     if hasattr(dataset, "images") and hasattr(dataset, "labels"):
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
-            x = dataset.images[idx]
-            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-            yield x, dataset.labels[idx]
+            yield gather_batch(dataset, order[i:i + batch_size])
     else:
         from torch.utils.data import DataLoader
 
@@ -71,15 +79,96 @@ def iterate_batches(dataset, batch_size: int, shuffle: bool = False, generator: 
         yield from loader
 
 
+def gather_batch(dataset, idx: torch.Tensor):
+    """(images float [0, 1], labels) of the rows ``idx`` of a dataset: sliced from ``images`` /
+    ``labels`` when it has them, else collated from ``dataset[i]``."""
+    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        x = dataset.images[idx]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        return x, dataset.labels[idx]
+    xs, ys = zip(*(dataset[int(j)] for j in idx))
+    return torch.stack([torch.as_tensor(x) for x in xs]).float(), torch.as_tensor(ys).long()
+
+
+class _IndexBatches(torch.utils.data.Dataset):
+    """Item ``idx`` (a tensor of row indices) is the batch :func:`gather_batch` makes of them: the
+    worker processes of a DataLoader assemble (or render) whole batches."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx):
+        return gather_batch(self.dataset, idx)
+
+
+class _OrderSampler(torch.utils.data.Sampler):
+    """Yields the batches (index tensors) of ``self.order``; the engine sets a new order every
+    epoch in the main process, so persistent workers follow it (their dataset copy never changes)."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+        self.order = torch.arange(n)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, self.n, self.batch_size):
+            yield self.order[i:i + self.batch_size]
+
+
+class WorkerBatches:
+    """A persistent-worker data pipeline over one dataset (config ``num_workers`` > 0).
+
+    ``epoch(generator)`` yields the batches of the same order :func:`iterate_batches` draws with
+    that generator (one ``randperm`` in the main process, identical generator use), assembled
+    by ``num_workers`` worker processes that stay alive between epochs
+    (``persistent_workers=True``), with ``pin_memory`` on CUDA. ``prefetch_factor`` batches per
+    worker are prepared ahead of the training step."""
+
+    def __init__(self, dataset, batch_size: int, num_workers: int, pin_memory: bool = False):
+        from torch.utils.data import DataLoader
+
+        self.n = len(dataset)
+        self.sampler = _OrderSampler(self.n, batch_size)
+        self.loader = DataLoader(_IndexBatches(dataset), batch_size=None, sampler=self.sampler,
+                                 num_workers=num_workers, persistent_workers=True, pin_memory=pin_memory,
+                                 prefetch_factor=2)
+
+    def epoch(self, shuffle: bool = True, generator: torch.Generator | None = None):
+        self.sampler.order = torch.randperm(self.n, generator=generator) if shuffle else torch.arange(self.n)
+        yield from self.loader
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def find_cxx_compiler() -> str | None:
+    """Path of the C++ compiler torch.compile's inductor backend would use on the CPU (``$CXX``,
+    else c++/g++/clang++ on PATH), or None."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
 @torch.no_grad()
-def compute_scores(model: APN, dataset, class_attributes: torch.Tensor, device, batch_size: int = 512):
-    """Compatibility scores of every image against *all* classes: (N, n_classes), labels (N,)."""
+def compute_scores(model: APN, dataset, class_attributes: torch.Tensor, device, batch_size: int = 512,
+                   channels_last: bool = False):
+    """Compatibility scores of every image against *all* classes: (N, n_classes), labels (N,).
+    ``channels_last``: feed the batches in ``torch.channels_last`` memory format."""
     was_training = model.training
     model.eval()
     A = class_attributes.to(device)
     scores, labels = [], []
     for x, y in iterate_batches(dataset, batch_size):
-        out = model(x.to(device), A)
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x, A)
         scores.append(out["logits"].float().cpu())
         labels.append(y)
     model.train(was_training)
@@ -150,6 +239,10 @@ class Trainer:
         if self.dist.enabled and config.get("sync_bn") and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
+        if config.get("channels_last"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if config.get("compile"):
+            self._compile_model()
         # The module that training forward passes go through: DistributedDataParallel under torchrun
         # (averages parameter gradients across ranks in backward), the model itself otherwise.
         # Attacks, generators and evaluation use ``self.model`` (no gradient hooks, no collectives).
@@ -174,6 +267,7 @@ class Trainer:
         self.best = {"epoch": -1, "metric": -math.inf, "mu": 0.0}
         self.start_epoch = 0
         self.rng = torch.Generator()
+        self._workers: WorkerBatches | None = None  # built on first use (config num_workers > 0)
         self.strategy.setup(self)
         if resume and (self.run_dir / "last.pt").exists():
             self._load_last()
@@ -234,18 +328,96 @@ class Trainer:
         atomic_write_json({"config": self.config, "history": self.history, "best": self.best,
                            "final": final or {}}, self.run_dir / "metrics.json")
 
+    # ------------------------------------------------------------------ fast paths
+    def _compile_model(self) -> None:
+        """``torch.compile`` the model in place (``nn.Module.compile``: the parameters and the
+        ``state_dict`` keys stay those of the plain model, so checkpoints load into an uncompiled
+        one). ``compile`` true: the default inductor backend (C++ code generation on the CPU);
+        a string: that backend (e.g. ``aot_eager``: traced forward and backward graphs without
+        code generation). Compilation happens at the first forward of each graph; :meth:`fit`
+        turns a failure there into a :class:`ZSLabError`."""
+        backend = self.config["compile"]
+        backend = "inductor" if backend is True else str(backend)
+        if not hasattr(self.model, "compile"):
+            raise ZSLabError(f"config compile={backend} needs torch >= 2.2 (nn.Module.compile); this is torch "
+                             f"{torch.__version__}; set compile=false")
+        if backend == "inductor" and self.device.type == "cpu" and find_cxx_compiler() is None:
+            raise ZSLabError("config compile=true needs a C++ compiler for torch.compile's inductor backend on the "
+                             "CPU (none of $CXX, c++, g++, clang++ is on PATH); install one (e.g. apt-get install "
+                             "g++), set compile=aot_eager (no code generation) or set compile=false")
+        import torch._dynamo
+
+        known = torch._dynamo.list_backends(exclude_tags=())
+        if backend not in known:
+            raise ZSLabError(f"config compile={backend!r} is not a torch.compile backend; use true (inductor), "
+                             f"one of {', '.join(known)}, or false")
+        self.model.compile(backend=backend)
+
+    @contextlib.contextmanager
+    def _compile_guard(self):
+        """With ``compile`` on, turn a torch.compile failure (raised at the first forward of each
+        new graph: training, evaluation) into a :class:`ZSLabError` that names it."""
+        if not self.config.get("compile"):
+            yield
+            return
+        try:
+            yield
+        except ZSLabError:
+            raise
+        except Exception as e:
+            if not _is_compile_error(e):
+                raise
+            def first(err):
+                return (str(err).strip().splitlines() or [""])[0][:300]
+
+            why = f"{type(e).__name__}: {first(e)}"
+            cause = getattr(e, "inner_exception", None) or e.__cause__
+            if cause is not None:
+                why += f" {type(cause).__name__}: {first(cause)}"
+            raise ZSLabError(f"torch.compile of the model failed ({why}); set compile=false to train "
+                             f"without it") from e
+
+    def prepare_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch on the engine's device, in channels_last memory format when configured."""
+        x = x.to(self.device, non_blocking=True)
+        if self.config.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def train_batches(self, generator: torch.Generator):
+        """The training split's batches in the epoch's seeded order: in-process
+        (:func:`iterate_batches`) with ``num_workers`` = 0, else from the persistent worker pool
+        (:class:`WorkerBatches`; the same order, hence the same batches)."""
+        train = self.data.splits["train"]
+        nw = int(self.config.get("num_workers", 0))
+        if nw == 0:
+            return iterate_batches(train, self.config["batch_size"], shuffle=True, generator=generator)
+        if self._workers is None:
+            self._workers = WorkerBatches(train, self.config["batch_size"], nw,
+                                          pin_memory=self.device.type == "cuda")
+        return self._workers.epoch(shuffle=True, generator=generator)
+
+    def close(self) -> None:
+        """Shut the data worker pool down (if any); the trainer stays usable (it restarts on use)."""
+        self._workers = None
+
     # ------------------------------------------------------------------ helpers for strategies
     def autocast(self):
-        """bf16/fp16 autocast on CUDA when ``amp`` is on; a no-op on CPU."""
+        """Mixed precision for training and generation forwards: bf16 (fp16 where bf16 is not
+        supported) autocast on CUDA when ``amp`` is on; bf16 autocast on the CPU when ``amp_cpu``
+        is on; otherwise a no-op. Strategies compute their losses from ``.float()`` outputs."""
         if self.config["amp"] and self.device.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if self.config.get("amp_cpu") and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ evaluation
     def scores(self, splits) -> dict:
         return {s: compute_scores(self.model, self.data.splits[s], self.class_attributes, self.device,
-                                  self.config["eval_batch_size"]) for s in splits}
+                                  self.config["eval_batch_size"], channels_last=bool(self.config.get("channels_last")))
+                for s in splits}
 
     def validate(self) -> dict:
         out = self.strategy.validate(self)
@@ -267,7 +439,7 @@ class Trainer:
         n_batches = math.ceil(len(train) / cfg["batch_size"])
         sums: dict[str, float] = {}
         world = self.dist.world_size
-        bar = tqdm(iterate_batches(train, cfg["batch_size"], shuffle=True, generator=self.rng), total=n_batches,
+        bar = tqdm(self.train_batches(self.rng), total=n_batches,
                    desc=f"{cfg['method']} epoch {epoch + 1}/{cfg['epochs']}",
                    disable=not cfg["progress"] or not self.dist.is_main, leave=False, mininterval=1.0)
         done = 0
@@ -281,7 +453,7 @@ class Trainer:
                 rows = self.dist.shard(torch.arange(len(y)))
                 x, y = x[rows], y[rows]
             done += 1
-            x = x.to(self.device, non_blocking=True)
+            x = self.prepare_batch(x)
             t = self.label_map[y].to(self.device)
             logs = self.strategy.train_step(self, x, t)
             for k, v in logs.items():
@@ -298,10 +470,12 @@ class Trainer:
         for epoch in range(self.start_epoch, cfg["epochs"]):
             t0 = time.perf_counter()
             rec = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            rec.update(self.train_epoch(epoch))
+            with self._compile_guard():
+                rec.update(self.train_epoch(epoch))
             rec["train_epoch_seconds"] = time.perf_counter() - t0  # the training pass alone
             self.scheduler.step()
-            rec.update(self.validate())
+            with self._compile_guard():
+                rec.update(self.validate())
             rec["seconds"] = time.perf_counter() - t0
             self.history.append(rec)
             if sel not in rec:
@@ -327,7 +501,8 @@ class Trainer:
         path = self.run_dir / "best.pt"
         ckpt = load_checkpoint(path, map_location=self.device)
         self._load_model_state(ckpt, path)
-        final = self.test(mu=self.best["mu"])
+        with self._compile_guard():
+            final = self.test(mu=self.best["mu"])
         final.update(best_epoch=self.best["epoch"], selected_on=self.best.get("metric_name"),
                      val_metric=self.best["metric"], epochs=len(self.history),
                      train_seconds=sum(r["seconds"] for r in self.history), world_size=self.dist.world_size)
@@ -335,10 +510,20 @@ class Trainer:
         return final
 
 
+def _is_compile_error(e: Exception) -> bool:
+    """Whether an exception comes from torch.compile (dynamo / inductor / a backend compiler)."""
+    mod = type(e).__module__ or ""
+    return mod.startswith(("torch._dynamo", "torch._inductor")) or type(e).__name__ in (
+        "BackendCompilerFailed", "InductorError", "CppCompileError", "Unsupported")
+
+
 def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | None = None) -> dict:
     """Train per ``config`` into run directory ``out``; returns the ``final`` metrics."""
     trainer = Trainer(config, out, resume=resume, data=data)
-    final = trainer.fit()
+    try:
+        final = trainer.fit()
+    finally:
+        trainer.close()
     if trainer.dist.enabled:
         distributed.teardown()
     return final
