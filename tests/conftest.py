@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,6 +10,29 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from zslab.data.base import TensorImageDataset, ZSLData  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@contextlib.contextmanager
+def limit_threads(n: int = 1):
+    """Tiny models gain nothing from intra-op threads; one thread avoids stalls on a shared CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def write_anchor_file(data, directory, order=None) -> str:
+    """A ``file:`` encoder spec whose anchors are ``data``'s class attribute vectors (rows in
+    ``order``, named by a class list next to them): LAAT tests without a text encoder."""
+    import numpy as np
+
+    order = list(range(len(data.class_names))) if order is None else list(order)
+    directory = Path(directory)
+    np.save(directory / "anchors.npy", data.class_attributes.numpy()[order].astype(np.float32))
+    (directory / "anchors.txt").write_text("\n".join(data.class_names[i] for i in order) + "\n")
+    return f"file:{directory / 'anchors.npy'}"
 
 
 def tiny_zsl_data(seed: int = 0, size: int = 16, per_class: int = 12) -> ZSLData:

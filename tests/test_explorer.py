@@ -14,10 +14,10 @@ from zslab.models import APN
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from conftest import limit_threads
+
+    with limit_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,10 @@ ALL_OFF = dict(lambda_rob=0.0, lambda_rel=0.0, lambda_att_mag=0.0, lambda_att_en
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models gain nothing from intra-op threads; one thread avoids stalls on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from conftest import limit_threads
+
+    with limit_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

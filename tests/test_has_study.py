@@ -245,10 +245,16 @@ def test_load_study_data_cache_is_not_part_of_the_config(tmp_path):
 def test_config_key_keeps_old_cache_valid_for_late_keys_at_default():
     """A run cached before a late key existed (config without it) keeps its key while the new
     config holds the default; a non-default value changes the key."""
-    from zslab.train.config import DEFAULTS, LATE_KEYS
+    from zslab.experiments import cross_paper as cp
+    from zslab.train.config import DEFAULTS, LATE_KEYS, METHOD_DEFAULTS
 
+    for a in (hs.study_config("apn", "smoke"), cp.laat_config("smoke")):
+        defaults = {**DEFAULTS, **METHOD_DEFAULTS[a["method"]]}
+        for k in LATE_KEYS:
+            if k not in defaults:
+                continue
+            old = {kk: v for kk, v in a.items() if kk != k}
+            assert hs.config_key(old) == hs.config_key(dict(a, **{k: defaults[k]})), k
     a = hs.study_config("apn", "smoke")
-    for k in LATE_KEYS:
-        old = {kk: v for kk, v in a.items() if kk != k}
-        assert hs.config_key(old) == hs.config_key(dict(a, **{k: DEFAULTS[k]}))
     assert hs.config_key(a) != hs.config_key(dict(a, sync_bn=True))
+    assert all(k in DEFAULTS or any(k in m for m in METHOD_DEFAULTS.values()) for k in LATE_KEYS)

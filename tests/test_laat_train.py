@@ -43,11 +43,10 @@ def shapes():
 @pytest.fixture(scope="module")
 def encoder(shapes, tmp_path_factory):
     """file: anchors = the class attribute vectors (rows named by a class list, shuffled order)."""
-    d = tmp_path_factory.mktemp("anchors")
+    from conftest import write_anchor_file
+
     order = np.random.default_rng(0).permutation(len(shapes.class_names))
-    np.save(d / "anchors.npy", shapes.class_attributes.numpy()[order].astype(np.float32))
-    (d / "anchors.txt").write_text("\n".join(shapes.class_names[i] for i in order) + "\n")
-    return f"file:{d / 'anchors.npy'}"
+    return write_anchor_file(shapes, tmp_path_factory.mktemp("anchors"), order)
 
 
 def cfg(encoder, **over):

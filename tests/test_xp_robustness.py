@@ -1,7 +1,7 @@
 """Cross-paper base (zslab.experiments.cross_paper) and experiment 1 (xp_robustness)."""
 import json
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -34,9 +34,9 @@ def tiny_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("xp")
     data = xp.load_xp_data("smoke")
     # file: anchors (the class attribute vectors) keep the test off the MiniLM encoder's load time
-    np.save(out / "anchors.npy", data.class_attributes.numpy().astype(np.float32))
-    (out / "anchors.txt").write_text("\n".join(data.class_names) + "\n")
-    laat = {"epochs": 1, "lr_milestones": [1], "encoder": f"file:{out / 'anchors.npy'}", "eval_episodes": 4,
+    from conftest import write_anchor_file
+
+    laat = {"epochs": 1, "lr_milestones": [1], "encoder": write_anchor_file(data, out), "eval_episodes": 4,
             "eval_episodes_attacked": 1}
     runs = [{"name": "apn", "config": xp.attribute_config("apn", "smoke", 0, {"epochs": 1})},
             {"name": "laat", "config": xp.laat_config("smoke", 0, laat)}]
@@ -60,22 +60,25 @@ def test_zsl_robustness_for_attribute_and_anchor_models(tiny_rows):
         assert big["robust"]["pgd20"] <= zero["clean"]
 
 
-def test_evaluate_row_caches_under_its_protocol(tiny_rows, monkeypatch):
+def test_zsl_robustness_is_cached_per_protocol(tiny_rows, monkeypatch):
     rows, data = tiny_rows
     row = rows[0]
     monkeypatch.setitem(xp.XP_PRESETS["smoke"], "attacks", ("fgsm",))
     monkeypatch.setitem(xp.XP_PRESETS["smoke"], "max_images", 10)
+    before = set(Path(row["run_dir"]).glob("zsl_robustness-*.json"))
     first = xr.evaluate_row(row, "smoke", data=data)
     assert set(first["robust"]) == {"fgsm"} and set(first["eps_curve"]) == {"1/255", "2/255", "4/255", "8/255"}
-    cached = json.loads((__import__("pathlib").Path(row["run_dir"]) / "xp_robustness.json").read_text())
-    assert cached["protocol"]["attacks"] == ["fgsm"]
+    new = set(Path(row["run_dir"]).glob("zsl_robustness-*.json")) - before
+    assert len(new) == 5  # the main protocol and one per radius of the curve
+    assert all(json.loads(f.read_text())["n"] == 10 for f in new)
     calls = []
-    monkeypatch.setattr(xp, "zsl_robustness", lambda *a, **k: calls.append(1))
-    assert xr.evaluate_row(row, "smoke", data=data) == first and not calls  # reused, not recomputed
-    monkeypatch.setitem(xp.XP_PRESETS["smoke"], "attacks", ("pgd20",))
-    with pytest.raises(TypeError):  # protocol changed: recomputed (the stub returns None)
-        xr.evaluate_row(row, "smoke", data=data)
+    monkeypatch.setattr(xp, "unseen_classifier", lambda *a, **k: calls.append(1))
+    assert xr.evaluate_row(row, "smoke", data=data) == first and not calls  # read back, not recomputed
+    with pytest.raises(TypeError):  # another protocol (attacks) is evaluated anew (the stub returns None)
+        xp.zsl_robustness(row["run_dir"], attacks=["pgd20"], eps=3 / 255, max_images=10, data=data)
     assert calls
+    with pytest.raises(ZSLabError, match="no best.pt"):
+        xp.zsl_robustness(Path(row["run_dir"]).parent, preset="smoke")
 
 
 def _row(name, seed, clean, pgd, worst=None):

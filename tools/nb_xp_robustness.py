@@ -19,7 +19,7 @@ APN/HAS classify by attribute dot products, the LAAT model by cosine to the clas
 
 * `smoke` (default): tiny models and data, one seed — the numbers only show that the pipeline runs.
 * `full`: the dataset at full size, APN/HAS as in notebook 11's full study (30 epochs; cached runs reused),
-  LAAT-AT for 8 epochs of PGD-3, 3 seeds, 300 attacked images per run.
+  LAAT-AT for 8 epochs of PGD-3, 3 seeds, 150 attacked images per run (15 per unseen class).
 
 Batch run: `papermill notebooks/31_zero_shot_robustness.ipynb out.ipynb -p preset full`."""),
     ("code", """# Parameters (papermill).

@@ -209,19 +209,23 @@ def has_terms(output: dict, labels: torch.Tensor, clean_features: torch.Tensor |
 
     Returns ``cls`` (Eq. 1), ``rob`` = H(p) (Eq. 5), ``rel`` (Eq. 6; zeros when
     ``clean_features`` is None), ``att_mag`` and ``att_ent`` (the two parts of Eq. 7), all in
-    float32, shape (N,).
+    float32, shape (N,). A model without attribute attention (no ``attention`` entry, e.g. LAAT's
+    :class:`zslab.laat.AnchorHead`, whose ``logits`` are cos(f(x), â)/τ so that ``cls`` is the
+    A-CE of LAAT Eq. 3) gives no ``att_*`` terms; :func:`has_objective` then needs their weights 0.
     """
     z = logits_of(output).float()
-    att = output["attention"].float()
     feats = output["features"].float()
     rel = (feats - clean_features.float()).pow(2).sum(1) if clean_features is not None else feats.new_zeros(len(feats))
-    return {
+    terms = {
         "cls": F.cross_entropy(z, labels, reduction="none"),
         "rob": _entropy(z, 1),
         "rel": rel,
-        "att_mag": att.mean(dim=(1, 2, 3)),
-        "att_ent": _entropy(att.flatten(2), 2).mean(1),
     }
+    if "attention" in output:
+        att = output["attention"].float()
+        terms["att_mag"] = att.mean(dim=(1, 2, 3))
+        terms["att_ent"] = _entropy(att.flatten(2), 2).mean(1)
+    return terms
 
 
 def has_objective(terms: dict[str, torch.Tensor], cfg: HASConfig) -> torch.Tensor:
@@ -230,6 +234,9 @@ def has_objective(terms: dict[str, torch.Tensor], cfg: HASConfig) -> torch.Tenso
     for key, sign, w in (("rob", -1.0, cfg.lambda_rob), ("rel", 1.0, cfg.lambda_rel),
                          ("att_mag", 1.0, cfg.lambda_att_mag), ("att_ent", -1.0, cfg.lambda_att_ent)):
         if w != 0:
+            if key not in terms:
+                raise HASConfigError(f"HAS lambda_{key} = {w:g} needs attribute attention maps, but the model "
+                                     f"returns no 'attention' (an anchor/embedding model); set lambda_{key}=0")
             total = total + (sign * w) * terms[key]
     return total
 

@@ -8,6 +8,9 @@ Per batch (:meth:`LAATStrategy.train_step`):
    model in eval mode (the attacks' base class puts it there and restores every flag; weights,
    BN statistics and gradients are untouched). Its random start is seeded per batch from the
    engine's per-epoch stream, so runs are deterministic and resumable.
+   Config ``adversary: has`` replaces PGD by the HAS generator adapted to the anchor model
+   (:func:`has_adversary`: descent on A-CE − λ_rob·H(p) + λ_rel·‖f(x+δ) − f(x)‖², same ball,
+   steps and step size), ``has+pgd`` splits each batch between the two (:class:`MixedAdversary`).
 2. A train-mode step on ``L = L1(x+δ) + α·L2`` (Eq. 3/8 and Eq. 4): L1 the A-CE of the
    adversarial features against the anchors at temperature τ, L2 = −cos(f(x), f(x+δ)) with
    gradients through both features. ``alpha = 0`` skips the clean forward, so with ``eps = 0``
@@ -18,7 +21,8 @@ PGD then ascends the same objective), ``trades`` (Table 6: δ by PGD on KL(p(x) 
 on A-CE(x) + β·KL with β = ``trades_beta`` = 1/λ; ``alpha`` is not used).
 
 Anchors: class names → ``prompt`` → text encoder (config ``encoder``: ``minilm``,
-``clip:ARCH:PATH`` or ``file:PATH``; :func:`zslab.text.class_anchors`), L2-normalised; with
+``clip:ARCH:PATH`` or ``file:PATH``; :func:`zslab.text.class_anchors`), or ``encoder: attributes``:
+the dataset's class attribute vectors as anchors (cross-paper study, notebook 32), L2-normalised; with
 ``expand: true`` the expansion (Appendix C, Alg. 1; :class:`zslab.anchors.AnchorExpansion`) is
 fitted on the training classes and applied unchanged to every class (Sec. 3.7).
 
@@ -54,13 +58,34 @@ def build_image_model(arch: str, out_dim: int, in_size: int) -> nn.Module:
     return build_embedding_model(arch, int(out_dim), int(in_size))
 
 
-def load_class_anchors(config: dict, class_names: list[str]) -> torch.Tensor:
-    """Text anchors ``(C, D)`` (L2-normalised, float32, CPU), row ``i`` for ``class_names[i]``,
+def load_class_anchors(config: dict, class_names: list[str], class_attributes: torch.Tensor | None = None) -> torch.Tensor:
+    """Class anchors ``(C, D)`` (L2-normalised, float32, CPU), row ``i`` for ``class_names[i]``,
     from the config's ``encoder`` spec and ``prompt`` (:func:`zslab.text.class_anchors`, cached
-    in ``anchor_cache``; ``None``: its default cache)."""
+    in ``anchor_cache``; ``None``: its default cache).
+
+    ``encoder: attributes``: the dataset's class attribute vectors ``class_attributes`` (rows in
+    ``class_names`` order; D = number of attributes) are the anchors, L2-normalised, so attribute
+    ZSL's class semantics replace LAAT's text anchors (``prompt`` is unused). The strategy's
+    ``expand`` flag then expands them exactly as text anchors (LAAT Sec. 3.4, Appendix C Alg. 1,
+    fitted on the training classes). ``data.attributes: expanded`` already expands the matrix at
+    load time (:func:`zslab.data.expand_class_attributes`); combined with ``expand: true`` it would
+    expand twice, so that combination raises :class:`ZSLabError` (use one or the other)."""
     from zslab.text import class_anchors
 
     spec = str(config["encoder"])
+    if spec == "attributes":
+        if config.get("expand") and (config.get("data") or {}).get("attributes") == "expanded":
+            raise ZSLabError("encoder 'attributes' with data.attributes='expanded' and expand=true would expand the "
+                             "class attributes twice; set expand=false (anchors = the expanded attributes) or "
+                             "data.attributes='raw' (the strategy expands them)")
+        if class_attributes is None:
+            raise ZSLabError("encoder 'attributes' needs a dataset with a class attribute matrix; this dataset has "
+                             "none (a text-anchor dataset): use encoder minilm, clip:ARCH:PATH or file:PATH")
+        a = torch.as_tensor(class_attributes).detach().float().cpu()
+        if a.ndim != 2 or a.shape[0] != len(class_names):
+            raise ZSLabError(f"encoder 'attributes': class attributes of shape {tuple(a.shape)} for "
+                             f"{len(class_names)} classes")
+        return F.normalize(a, dim=1)
     a = class_anchors(spec, list(class_names), prompt=config["prompt"], cache_dir=config.get("anchor_cache"))
     a = torch.as_tensor(a).detach().float().cpu()
     if a.ndim != 2 or a.shape[0] != len(class_names):
@@ -148,6 +173,60 @@ def _gather(dataset, idx):
     return torch.stack(xs).float(), torch.as_tensor(ys).long()
 
 
+# ----------------------------------------------------------------------------- HAS as the adversary
+
+def has_adversary(head: nn.Module, config: dict, pgd=None):
+    """The training adversary for ``adversary: has`` (or ``has+pgd`` with ``pgd`` given): the HAS
+    generator (:class:`zslab.has.HAS`; HAS paper §3.3-3.5, Eq. 3-6, Algorithm 1 lines 5-8) adapted
+    to an anchor model. On :class:`AnchorHead` (``logits`` = cos(f(x), â)/τ over the *training*
+    anchors, ``features`` = f(x)) :func:`zslab.has.has_terms` gives
+
+    * ``cls`` = A-CE (LAAT Eq. 3, with τ of Eq. 8) — the HAS class term L_CLS (Eq. 1), true label;
+    * ``rob`` = H(p), the entropy of the anchor softmax p = softmax(cos/τ) (HAS Eq. 5);
+    * ``rel`` = ‖f(x+δ) − f(x)‖², squared L2 distance of the (un-normalised) embeddings to the
+      clean ones, f(x) taken once per batch, detached, from the first iterate (= x) (HAS Eq. 6);
+    * no L_DIV (Eq. 7): an anchor model has no attribute attention maps, so both attention
+      weights are 0 (``has_terms`` gives no attention terms).
+
+    Direction (GUIDE §2, :mod:`zslab.has`): T = ``pgd_steps`` steps of signed-gradient **descent**
+    x ← Π(x − ``pgd_step``·sign ∇[A-CE − λ_rob·H(p) + λ_rel·‖f(x+δ) − f(x)‖²]) onto the
+    ``pgd_eps`` ball ∩ [0, 1], from δ = 0 (HAS Eq. 4: I₀ = I; no random start). PGD *ascends* the
+    A-CE (misclassify); HAS keeps the label and spreads p towards the other anchors (entropy up)
+    while staying near the clean embedding. λ_rob = ``adv_lambda_rob``, λ_rel = ``adv_lambda_rel``.
+    Eval mode, parameters, buffers and ``.grad`` are handled by the attacks' base class."""
+    from zslab.has import HAS
+
+    step = float(config["pgd_step"])
+    gen = HAS(head, steps=int(config["pgd_steps"]) if step > 0 else 0, step_size=step, eps=float(config["pgd_eps"]),
+              lambda_rob=float(config["adv_lambda_rob"]), lambda_rel=float(config["adv_lambda_rel"]),
+              lambda_att_mag=0.0, lambda_att_ent=0.0, random_start=False, seed=0)
+    return gen if pgd is None else MixedAdversary(pgd, gen)
+
+
+class MixedAdversary:
+    """``adversary: has+pgd``: the first ⌊N/2⌋ examples of a batch get the PGD perturbation, the
+    rest the HAS one (each generated on its own half, so the cost is one attack pass). ``seed``,
+    ``eps`` and ``steps`` mirror the PGD attack's (the engine re-seeds it per batch)."""
+
+    def __init__(self, pgd, has):
+        self.pgd, self.has = pgd, has
+
+    eps = property(lambda self: self.pgd.eps)
+    steps = property(lambda self: self.pgd.steps)
+
+    @property
+    def seed(self):
+        return self.pgd.seed
+
+    @seed.setter
+    def seed(self, value):
+        self.pgd.seed = value
+
+    def __call__(self, images, labels):
+        h = images.shape[0] // 2
+        return torch.cat([self.pgd(images[:h], labels[:h]), self.has(images[h:], labels[h:])])
+
+
 # ----------------------------------------------------------------------------- the strategy
 
 class LAATStrategy(Strategy):
@@ -160,7 +239,7 @@ class LAATStrategy(Strategy):
     # --------------------------------------------------------------- engine hooks
     def build_model(self, engine):
         cfg, data = engine.config, engine.data
-        raw = load_class_anchors(cfg, list(data.class_names))
+        raw = load_class_anchors(cfg, list(data.class_names), data.class_attributes)
         self.raw_anchors = raw
         if cfg["expand"]:
             from zslab.anchors import AnchorExpansion
@@ -202,6 +281,9 @@ class LAATStrategy(Strategy):
             loss = lambda out, y: fn(out["features"], self.train_anchors, y, reduction="none")  # noqa: E731
         self.attack = PGD(self.head, eps=cfg["pgd_eps"], alpha=cfg["pgd_step"], steps=cfg["pgd_steps"],
                           random_start=cfg["pgd_random_start"], loss=loss, seed=0)
+        self.adversary = cfg.get("adversary", "pgd")
+        if self.adversary != "pgd":
+            self.attack = has_adversary(self.head, cfg, pgd=self.attack if self.adversary == "has+pgd" else None)
         self.last_adv = None
 
     def _trades_attack_loss(self, out, y):
@@ -359,6 +441,6 @@ def laat_epoch_cost_floor(pgd_steps: int, alpha: float) -> float:
 
 
 __all__ = ["LAATStrategy", "OBJECTIVES", "AnchorHead", "build_image_model", "load_class_anchors",
-           "nway_accuracy", "laat_epoch_cost_floor"]
+           "nway_accuracy", "laat_epoch_cost_floor", "has_adversary", "MixedAdversary"]
 
 STRATEGIES["laat"] = LAATStrategy

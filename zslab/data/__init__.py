@@ -10,6 +10,10 @@
 * ``miniimagenet`` — MiniImageNet 64/16/20 (:func:`zslab.data.miniimagenet.load_miniimagenet`).
 
 The last three are text-anchor (LAAT) datasets: ``class_attributes`` is None.
+
+Every attribute dataset also takes ``attributes=`` (:data:`ATTRIBUTE_OPTIONS`): ``"raw"`` (default,
+the loader's matrix unchanged) or ``"expanded"`` — the class attribute vectors replaced by LAAT's
+anchor expansion (:func:`expand_class_attributes`), fitted on the training classes only.
 """
 from __future__ import annotations
 
@@ -23,8 +27,58 @@ _TEXT_ALIASES = {"folder": "folder", "cifar-fs": "cifar-fs", "cifarfs": "cifar-f
                  "miniimagenet": "miniimagenet", "mini-imagenet": "miniimagenet", "mini_imagenet": "miniimagenet"}
 
 
+ATTRIBUTE_OPTIONS = ("raw", "expanded")
+
+
+def expand_class_attributes(data: ZSLData) -> ZSLData:
+    """``data`` with its class attribute vectors expanded like LAAT's text anchors.
+
+    LAAT Sec. 3.3 (high cosine between anchors) and Sec. 3.4 / Appendix C Alg. 1 (expansion), via
+    :class:`zslab.anchors.AnchorExpansion`: the centre ``v`` and ``theta_0`` are fitted on the rows
+    of ``data.train_classes`` only and the same map is applied to every class (validation and
+    unseen classes included; LAAT Sec. 3.6), so nothing about held-out classes leaks into it.
+
+    The new rows are unit-norm and may have negative entries (they are directions, not attribute
+    strengths any more). APN/HAS train on them unchanged: the classifier gᵀVφ(y) and L_CLS (HAS
+    Eq. 1/8) only take dot products, but L_LOC's regression target (Eq. 2) becomes a signed vector
+    on the unit sphere (raw ``shapes`` rows have norm ≈ 2.4), so at the same ``lambda_loc`` the
+    localisation term weighs less. Per-image attributes (``splits[s].extras["attributes"]``, e.g. the
+    ``shapes`` dataset's) are left as they are: they describe the images, not the class
+    prototypes. The splits are shared with ``data`` (not copied); ``meta["attributes"]`` records
+    ``"expanded"`` with ``theta0_deg`` (degrees) and the fitted ``center``.
+    """
+    import dataclasses
+    import math
+
+    import torch
+
+    from zslab.anchors import AnchorExpansion
+
+    if data.class_attributes is None:
+        raise ZSLabError(f"attributes='expanded': dataset '{data.name}' has no class attribute matrix "
+                         f"(a text-anchor dataset); use attributes='raw' or an attribute dataset")
+    A = data.class_attributes.detach().cpu().double()
+    train = data.train_classes.long()
+    exp = AnchorExpansion().fit(A[train], [data.class_names[i] for i in train.tolist()])
+    new = torch.as_tensor(exp.transform(A, list(data.class_names))).to(data.class_attributes.dtype)
+    meta = {**data.meta, "attributes": "expanded",
+            "expansion": {"theta0_deg": math.degrees(exp.theta0_),
+                          "center": [float(c) for c in exp.center_], "fit_classes": len(train)}}
+    return dataclasses.replace(data, class_attributes=new, meta=meta)
+
+
 def load_dataset(name: str, **options) -> ZSLData:
-    """Build or load a dataset by name; ``options`` are dataset-specific."""
+    """Build or load a dataset by name; ``options`` are dataset-specific, plus ``attributes``
+    (``"raw"`` | ``"expanded"``, see :func:`expand_class_attributes`) for every attribute dataset."""
+    attributes = options.pop("attributes", "raw")
+    if attributes not in ATTRIBUTE_OPTIONS:
+        raise ZSLabError(f"dataset option attributes={attributes!r} is unknown; choose one of "
+                         f"{', '.join(ATTRIBUTE_OPTIONS)} (e.g. --set data.attributes=expanded)")
+    data = _load_by_name(name, **options)
+    return expand_class_attributes(data) if attributes == "expanded" else data
+
+
+def _load_by_name(name: str, **options) -> ZSLData:
     key = str(name).lower()
     if key == "shapes":
         from zslab.data.shapes import make_shapes
@@ -61,4 +115,5 @@ def load_dataset(name: str, **options) -> ZSLData:
     raise ZSLabError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
 
 
-__all__ = ["SPLITS", "TensorImageDataset", "ZSLData", "load_dataset", "DATASETS"]
+__all__ = ["SPLITS", "TensorImageDataset", "ZSLData", "load_dataset", "DATASETS", "ATTRIBUTE_OPTIONS",
+           "expand_class_attributes"]

@@ -10,22 +10,17 @@ trace robust accuracy over ε with PGD-20.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from zslab.experiments import cross_paper as xp
-from zslab.utils.io import atomic_write_json
 
 #: rows of the study: name -> (family, config maker)
 ROWS = ("apn", "has", "laat")
 #: PGD-20 radii of the ε curve (in [0, 1] pixel units)
 EPS_CURVE = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
-_PROTOCOL_VERSION = 1
-
-
 def study_runs(preset: str = "smoke", seeds=None, rows=ROWS) -> list[dict]:
     """One ``{"name", "config"}`` per (row, seed): APN and HAS as in the HAS study (shared cache),
     LAAT-AT on the same data with text-name anchors (:func:`cross_paper.laat_config`)."""
@@ -42,35 +37,18 @@ def study_runs(preset: str = "smoke", seeds=None, rows=ROWS) -> list[dict]:
     return out
 
 
-def _protocol(preset: str) -> dict:
-    p = xp.xp_preset(preset)
-    return {"version": _PROTOCOL_VERSION, "attacks": list(p["attacks"]), "eps": p["eps"],
-            "max_images": p["max_images"], "eps_curve": list(EPS_CURVE)}
-
-
 def evaluate_row(row: dict, preset: str = "smoke", data=None, progress: bool = False) -> dict:
-    """Zero-shot robustness of one trained row (clean, each attack at the preset's ε, the
-    per-example worst case, and PGD-20 over :data:`EPS_CURVE`), cached in the run directory as
-    ``xp_robustness.json`` under the protocol (attacks, ε, subset) that produced it."""
+    """Zero-shot robustness of one trained row: clean, each attack at the preset's ε, the
+    per-example worst case, and PGD-20 over :data:`EPS_CURVE` (each evaluation cached next to the
+    run by :func:`cross_paper.zsl_robustness`, shared with the other cross-paper notebooks)."""
     run_dir = Path(row["run_dir"])
-    path = run_dir / "xp_robustness.json"
-    proto = _protocol(preset)
-    if path.is_file():
-        try:
-            cached = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            cached = None
-        if cached and cached.get("protocol") == proto:
-            return cached["result"]
     main = xp.zsl_robustness(run_dir, preset=preset, data=data, progress=progress)
+    max_images = xp.xp_preset(preset)["max_images"]
     curve = {}
     for e in EPS_CURVE:
-        r = xp.zsl_robustness(run_dir, attacks=["pgd20"], eps=e, max_images=proto["max_images"], data=data,
-                              progress=progress)
+        r = xp.zsl_robustness(run_dir, attacks=["pgd20"], eps=e, max_images=max_images, data=data, progress=progress)
         curve[f"{e * 255:g}/255"] = r["robust"]["pgd20"]
-    result = {**main, "eps_curve": curve}
-    atomic_write_json({"protocol": proto, "result": result}, path)
-    return result
+    return {**main, "eps_curve": curve}
 
 
 def evaluate_rows(rows: list[dict], preset: str = "smoke", data=None, progress: bool = False) -> list[dict]:
