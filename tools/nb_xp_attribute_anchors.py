@@ -33,12 +33,12 @@ of attribute k". Per-image attribute labels stay raw.
 
 * `smoke` (default): tiny models and data, one seed, 10 attacked images per run — the numbers only show that the
   pipeline runs. Runs equal to notebooks 11/31's (APN, HAS, LAAT with text anchors) are reused from `runs/study`.
-* `full`: the dataset at full size, 3 seeds, 300 attacked images per run; APN and LAAT rows. HAS is left out of the
-  full preset for its CPU cost (about 21 CPU-min per 30-epoch run, 3.5× APN); pass
-  `rows=["apn-raw", "apn-expanded", "has-raw", "has-expanded", "laat-attr-raw", "laat-attr-expanded", "laat-text"]`
-  to add it. Cost on one CPU thread: APN ≈ 6 CPU-min of training plus up to ≈ 3 of attacks per run; LAAT-AT ≈ 14 CPU-min of
-  training plus ≈ 13 CPU-min of AutoAttack on the 300 images per run (robust models keep AutoAttack busy); runs and attack results already made by
-  notebooks 11 and 31 (`apn-raw`, `laat-text`) are reused.
+* `full`: the dataset at full size, 3 seeds, 150 attacked images per run (FGSM and PGD-20; AutoAttack is notebook
+  31's), APN and LAAT rows. HAS is left out of the full preset for its CPU cost (about 21 CPU-min per 30-epoch run,
+  3.5× APN); pass `rows=["apn-raw", "apn-expanded", "has-raw", "has-expanded", "laat-attr-raw", "laat-attr-expanded",
+  "laat-text"]` to add it. Cost on one CPU thread: APN ≈ 6 CPU-min of training per run, LAAT-AT ≈ 14 CPU-min, the
+  attacks about a minute; runs and attack results already made by notebooks 11 and 31 (`apn-raw`, `laat-text`) are
+  reused.
 
 Batch run: `papermill notebooks/32_expanded_attribute_anchors.ipynb out.ipynb -p preset full`."""),
     ("code", """# Parameters (papermill).

@@ -69,7 +69,7 @@ PRESET_ROWS: dict[str, tuple[str, ...]] = {
 
 #: Zero-shot robustness protocol changes per preset on top of the cross-paper preset's (attacks, ε,
 #: ``max_images``): ``smoke`` attacks 10 unseen images (one per unseen class) so a fresh smoke run of
-#: notebook 32 stays short; ``full`` uses the cross-paper protocol unchanged (300 images).
+#: notebook 32 stays short; ``full`` uses the cross-paper protocol unchanged (150 images).
 EVAL_OVERRIDES: dict[str, dict] = {"smoke": {"max_images": 10}, "full": {}}
 
 #: Zero-shot robustness columns (fractions in [0, 1]) for every row.
@@ -331,7 +331,7 @@ COMPARISONS = (
 )
 
 _LABEL = {"zsl_t1": "ZSL T1 (HAS protocol)", "gzsl_h": "GZSL H", "clean": "clean unseen accuracy",
-          "pgd20": "PGD-20 accuracy", "worst": "worst-case robust accuracy (FGSM/PGD-20/AutoAttack)",
+          "pgd20": "PGD-20 accuracy", "worst": "worst-case robust accuracy (per image, over the attacks run)",
           "fgsm": "FGSM accuracy", "autoattack": "AutoAttack accuracy"}
 
 
