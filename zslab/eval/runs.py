@@ -19,15 +19,16 @@ def _config(run_dir: Path) -> dict:
         raise ZSLabError(f"{path} is corrupt") from None
 
 
-def _anchor_trainer(run_dir: Path, config: dict, device: str | None):
+def _anchor_trainer(run_dir: Path, config: dict, device: str | None, data=None):
     """A Trainer over a finished text-anchor (LAAT) run with its selected checkpoint loaded: the
-    strategy rebuilds the anchors and owns the evaluation protocol (episodes, GZSL N-way)."""
+    strategy rebuilds the anchors and owns the evaluation protocol (episodes, GZSL N-way).
+    ``data``: the dataset the run was trained on, when the caller holds it (else it is loaded)."""
     from zslab.train.engine import Trainer
     from zslab.utils.io import load_checkpoint
 
     if device is not None:
         config = dict(config, device=device)
-    tr = Trainer(config, run_dir, resume=True)
+    tr = Trainer(config, run_dir, resume=True, data=data)
     path = run_dir / "best.pt"
     tr._load_model_state(load_checkpoint(path, map_location=tr.device), path)
     tr.model.eval()

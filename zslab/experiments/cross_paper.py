@@ -127,8 +127,8 @@ def unseen_classifier(run_dir: str | Path, data=None, device: str | None = None)
     run_dir = Path(run_dir)
     config = _config(run_dir)
     if config.get("method") == "laat":
-        tr = _anchor_trainer(run_dir, config, device)
-        d = data if data is not None else tr.data
+        tr = _anchor_trainer(run_dir, config, device, data=data)
+        d = tr.data
         unseen = d.unseen_classes
         anchors = tr.strategy.anchors[unseen].to(tr.device)
         model = AnchorClassifier(tr.model, anchors, tau=float(config["tau"])).eval()
