@@ -1,0 +1,80 @@
+"""zslab.experiments.study_queue: parallel workers over the HAS study's runs, with claim files."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from zslab import ZSLabError
+from zslab.data import load_dataset
+from zslab.experiments import has_study as hs
+from zslab.experiments import study_queue as sq
+from zslab.has import TABLE2_ROWS
+from zslab.augment import AUGMENTATIONS
+
+TINY = {"epochs": 1, "model.width": 4, "data.n_train_classes": 6, "data.n_val_classes": 2,
+        "data.n_unseen_classes": 3, "data.train_per_class": 4, "data.val_seen_per_class": 2,
+        "data.test_seen_per_class": 2, "data.unseen_per_class": 3, "eval_batch_size": 64}
+
+
+def test_queue_runs_order_and_shared_configs():
+    runs = sq.queue_runs("full", ("augment", "table2"), seeds=[0, 1])
+    # Table 3's "none" and Table 2's "baseline" are one config, trained once per seed
+    per_seed = len(AUGMENTATIONS) + len(TABLE2_ROWS) - 1
+    assert len(runs) == 2 * per_seed
+    assert [r["config"]["seed"] for r in runs] == [0] * per_seed + [1] * per_seed
+    names = [r["name"] for r in runs[:per_seed]]
+    assert names[:len(AUGMENTATIONS)] == list(AUGMENTATIONS) and "baseline" not in names
+    assert names[len(AUGMENTATIONS):] == [r for r in TABLE2_ROWS if r != "baseline"]
+    # the configs are the notebooks' (same cache keys as has_study's own builders)
+    nb = hs.augmentation_configs("full", names=["cutmix"], seeds=[1])[0]["config"]
+    assert hs.config_key(nb) in {hs.config_key(r["config"]) for r in runs}
+    over = sq.queue_runs("smoke", ("table2",), seeds=[0], overrides={"epochs": 1})
+    assert {r["config"]["epochs"] for r in over} == {1}
+    with pytest.raises(ZSLabError, match="unknown table"):
+        sq.queue_runs("full", ("table4",))
+
+
+def test_claim_is_exclusive_and_stale_claims_are_taken_over(tmp_path):
+    rd = tmp_path / "apn-seed0-abc"
+    assert sq.claim(rd)
+    claim_file = tmp_path / "apn-seed0-abc.claim"
+    assert claim_file.read_text() == str(os.getpid())
+    assert not sq.claim(rd)  # held by a live process (this one)
+    sq.release(rd)
+    assert not claim_file.exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim_file.write_text(str(dead.pid))  # left behind by a process that died
+    assert sq.claim(rd) and claim_file.read_text() == str(os.getpid())
+    sq.release(rd)
+
+
+def test_run_queue_skips_finished_and_claimed_runs(tmp_path):
+    runs = sq.queue_runs("smoke", ("table2",), seeds=[0], overrides=TINY)[:2]  # baseline, cls
+    cfg = runs[0]["config"]
+    data = load_dataset(cfg["dataset"], **cfg["data"])
+    busy = sq._run_dir(tmp_path, runs[1]["config"])
+    busy.with_name(busy.name + ".claim").write_text(str(os.getpid()))  # another live worker has it
+    logs = []
+    rows = sq.run_queue(runs, tmp_path, data=data, log=logs.append)
+    assert [r["name"] for r in rows] == ["baseline"] and not rows[0]["cached"]
+    assert not busy.exists() and len(logs) == 2
+    assert [p.name for p in tmp_path.glob("*.claim")] == [busy.name + ".claim"]  # its own claim released
+    # the run directory is the one run_study (and so the notebooks) would use
+    [nb] = hs.run_study(runs[:1], tmp_path, data=data, progress=False)
+    assert nb["cached"] and nb["run_dir"] == rows[0]["run_dir"] and nb["zsl_t1"] == rows[0]["zsl_t1"]
+    busy.with_name(busy.name + ".claim").unlink()
+    assert [r["name"] for r in sq.run_queue(runs, tmp_path, data=data, log=logs.append)] == ["cls"]
+    assert sq.run_queue(runs, tmp_path, data=data, log=logs.append) == []
+
+
+def test_cli_dry_run_lists_state(tmp_path, capsys):
+    assert sq.main(["--preset", "smoke", "--tables", "table2", "--seeds", "0", "--cache-dir", str(tmp_path),
+                    "--dry-run", "--set", "epochs=1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == len(hs.STUDY_PRESETS["smoke"]["table2_rows"]) and all(l.endswith("to do") for l in out)
+    with pytest.raises(SystemExit):
+        sq.main(["--workers", "0", "--dry-run"])
+    with pytest.raises(ZSLabError, match="unknown config key"):
+        sq.main(["--preset", "smoke", "--dry-run", "--set", "no_such_key=1"])
