@@ -127,6 +127,23 @@ def test_run_study_rows_then_cache(tiny, tmp_path):
         hs.run_study([{"config": runs[0]["config"]}], tmp_path, data=tiny, progress=False)
 
 
+def test_run_study_reuses_runs_written_before_a_config_key_existed(tiny, tmp_path):
+    from zslab.train.config import LATE_KEYS
+
+    runs = hs.table2_configs("smoke", rows=["baseline"], seeds=[0], overrides=TINY)
+    [done] = hs.run_study(runs, tmp_path, data=tiny, progress=False)
+    path = tmp_path / done["run_dir"].split("/")[-1] / "config.json"
+    old = json.loads(path.read_text())
+    late = [k for k in LATE_KEYS if k in old]
+    assert late, "the config should carry the late keys"
+    path.write_text(json.dumps({k: v for k, v in old.items() if k not in late}))  # as an older zslab wrote it
+    [again] = hs.run_study(runs, tmp_path, data=tiny, progress=False)
+    assert again["cached"] and again["zsl_t1"] == done["zsl_t1"]
+    # a late key set away from its default is a different run
+    other = hs.table2_configs("smoke", rows=["baseline"], seeds=[0], overrides={**TINY, "channels_last": True})
+    assert hs._finished(tmp_path / done["run_dir"].split("/")[-1], other[0]["config"]) is None
+
+
 def test_run_study_resumes_unfinished_run(tiny, tmp_path):
     runs = hs.table2_configs("smoke", rows=["baseline"], seeds=[0], overrides={**TINY, "epochs": 2})
     [done] = hs.run_study(runs, tmp_path, data=tiny, progress=False)

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from zslab import ZSLabError
-from zslab.train.config import config_diff, make_config
+from zslab.train.config import backfill_defaults, config_diff, make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
            "summarize", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
@@ -225,7 +225,8 @@ def _finished(run_dir: Path, config: dict, metrics_needed=METRICS) -> dict | Non
     except (OSError, json.JSONDecodeError):
         return None
     final = metrics.get("final") or {}
-    same = not [d for d in config_diff(old, config) if d.split(":")[0] not in _VOLATILE]
+    # a run written before a config key existed lacks it: it is the same run while the key holds its default
+    same = not [d for d in config_diff(backfill_defaults(old), config) if d.split(":")[0] not in _VOLATILE]
     if same and all(m in final for m in metrics_needed) and len(metrics.get("history", [])) == config["epochs"]:
         return final
     return None
