@@ -242,6 +242,13 @@ def test_anchor_cache(tiny_clip, tmp_path, monkeypatch):
     monkeypatch.setattr(Enc, "encode", boom)
     b = class_anchors(spec, ["apple", "pear"], cache_dir=tmp_path, device="cpu")
     assert torch.equal(a, b)
+    # a cache hit loads no model at all: the key is the encoder's identity, read from the files
+    from zslab.text import sources
+
+    assert sources.encoder_identity(spec) == sources.load_encoder(spec, device="cpu").identity
+    monkeypatch.setattr(sources, "_ENCODERS", {})
+    monkeypatch.setattr(Enc, "__init__", boom)
+    assert torch.equal(class_anchors(spec, ["apple", "pear"], cache_dir=tmp_path, device="cpu"), a)
     # another prompt or class list is another cache entry (and needs the encoder)
     with pytest.raises(AssertionError, match="encoder called"):
         class_anchors(spec, ["apple", "pear"], prompt="a {}", cache_dir=tmp_path, device="cpu")
@@ -275,3 +282,6 @@ def test_minilm_offline_anchors(tmp_path):
         ["This is a photo of a apple", "This is a photo of a pear", "This is a photo of a pickup truck"],
         convert_to_tensor=True, normalize_embeddings=True).cpu()
     torch.testing.assert_close(a, raw, atol=1e-5, rtol=0)
+    from zslab.text.sources import encoder_identity
+
+    assert encoder_identity("minilm") == load_encoder("minilm", device="cpu").identity

