@@ -48,6 +48,11 @@ def test_claim_is_exclusive_and_stale_claims_are_taken_over(tmp_path):
     claim_file.write_text(str(dead.pid))  # left behind by a process that died
     assert sq.claim(rd) and claim_file.read_text() == str(os.getpid())
     sq.release(rd)
+    claim_file.write_text("")  # another process created it a moment ago and is writing its pid
+    assert not sq.claim(rd)
+    os.utime(claim_file, (0, 0))  # ... or died before it could, long ago
+    assert sq.claim(rd)
+    sq.release(rd)
 
 
 def test_run_queue_skips_finished_and_claimed_runs(tmp_path):
@@ -74,6 +79,11 @@ def test_cli_dry_run_lists_state(tmp_path, capsys):
                     "--dry-run", "--set", "epochs=1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == len(hs.STUDY_PRESETS["smoke"]["table2_rows"]) and all(l.endswith("to do") for l in out)
+    cfg = sq.queue_runs("smoke", ("table2",), seeds=[0], overrides={"epochs": 1})[0]["config"]
+    assert sq.claim(sq._run_dir(tmp_path, cfg))
+    sq.main(["--preset", "smoke", "--tables", "table2", "--seeds", "0", "--cache-dir", str(tmp_path),
+             "--dry-run", "--set", "epochs=1"])
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"training (pid {os.getpid()})")
     with pytest.raises(SystemExit):
         sq.main(["--workers", "0", "--dry-run"])
     with pytest.raises(ZSLabError, match="unknown config key"):

@@ -73,6 +73,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _holder(run_dir: Path) -> int | None:
+    """The pid of the live process that has claimed ``run_dir``, if any."""
+    try:
+        pid = int(run_dir.with_name(run_dir.name + ".claim").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _alive(pid) else None
+
+
 def claim(run_dir: Path) -> bool:
     """Claim ``run_dir`` for this process: True when this process may train it. A claim file
     left by a process that no longer runs is taken over."""
@@ -81,12 +90,13 @@ def claim(run_dir: Path) -> bool:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
+            if _holder(run_dir):
                 return False
+            try:  # just created by another process that has not written its pid yet
+                if path.stat().st_size == 0 and time.time() - path.stat().st_mtime < 10:
+                    return False
+            except FileNotFoundError:
+                continue
             try:  # stale claim: its process died (killed, machine restarted)
                 path.unlink()
             except FileNotFoundError:
@@ -163,8 +173,9 @@ def main(argv=None) -> int:
     if a.dry_run:
         for r in runs:
             rd = _run_dir(cache_dir, r["config"])
+            holder = _holder(rd)
             state = "finished" if hs._finished(rd, r["config"]) is not None else (
-                "partial" if (rd / "config.json").exists() else "to do")
+                f"training (pid {holder})" if holder else "partial" if (rd / "config.json").exists() else "to do")
             print(f"{r['name']:>16}  seed {r['config']['seed']}  {rd.name}  {state}")
         return 0
     if a.workers == 1:
