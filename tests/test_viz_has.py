@@ -76,6 +76,11 @@ def test_distortion_heatmap_values():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["rotate", "grayscale0.4"]
     assert ax.get_xlabel() == "attribute group" and ax.get_title() == "kept"
     assert len(fig.axes) == 2  # the colour bar
+    assert ax.get_ylabel() == "augmentation applied at test time"
+    signed = [dict(r, drop=d) for r, d in zip(rows, (0.1, -0.3, 0.0, 0.2))]
+    ax = viz.distortion_heatmap(signed, "drop", ylabel="augmentation used in training").axes[0]
+    assert ax.get_ylabel() == "augmentation used in training"
+    assert ax.images[0].get_clim() == (-30.0, 30.0)  # signed values: 0 is the neutral colour
 
 
 def test_attribute_prediction_panel_bars():

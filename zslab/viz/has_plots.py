@@ -113,16 +113,20 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
 
 
 def distortion_heatmap(rows: list[dict], value: str = "agreement",
-                       title: str = "Attribute predictions kept under augmentation"):
-    """Fig. 2 quantified: augmentation × attribute group heat map of ``value`` (%), annotated."""
+                       title: str = "Attribute predictions kept under augmentation",
+                       ylabel: str = "augmentation applied at test time"):
+    """Fig. 2 quantified: augmentation × attribute group heat map of ``value`` (%), annotated.
+    ``ylabel`` names what the rows' ``augmentation`` is (applied at test time, or used in training)."""
     augs = list(dict.fromkeys(r["augmentation"] for r in rows))
     groups = list(dict.fromkeys(r["group"] for r in rows))
     M = np.full((len(augs), len(groups)), np.nan)
     for r in rows:
         M[augs.index(r["augmentation"]), groups.index(r["group"])] = 100 * r[value]
     fig, ax = plt.subplots(figsize=(0.9 * len(groups) + 3, 0.5 * len(augs) + 2))
+    lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
+    lim = lim or 1.0  # a drop is signed: 0 sits at the colour map's neutral middle
     im = ax.imshow(M, cmap="RdYlGn" if value in ("agreement", "aug_acc", "clean_acc") else "RdYlGn_r",
-                   vmin=0 if value != "drop" else None, vmax=100 if value != "drop" else None, aspect="auto")
+                   vmin=0 if value != "drop" else -lim, vmax=100 if value != "drop" else lim, aspect="auto")
     for i in range(len(augs)):
         for j in range(len(groups)):
             if np.isfinite(M[i, j]):
@@ -132,7 +136,7 @@ def distortion_heatmap(rows: list[dict], value: str = "agreement",
     ax.set_yticks(range(len(augs)))
     ax.set_yticklabels(augs)
     ax.set_xlabel("attribute group")
-    ax.set_ylabel("augmentation applied at test time")
+    ax.set_ylabel(ylabel)
     names = {"agreement": "predicted value unchanged (%)", "drop": "accuracy drop (points)",
              "aug_acc": "accuracy on augmented (%)", "clean_acc": "accuracy on clean (%)"}
     fig.colorbar(im, ax=ax, label=names.get(value, value))
