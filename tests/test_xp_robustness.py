@@ -103,3 +103,16 @@ def test_summarize_and_conclusions_follow_the_numbers():
     assert "within the seed spread" in " ".join(xr.conclusions(same))
     one = xr.summarize([_row("apn", 0, 0.8, 0.1), _row("has", 0, 0.8, 0.2)])
     assert "one seed only" in " ".join(xr.conclusions(one))
+
+
+def test_notebook_setup(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        out, seeds, data = xp.notebook_setup("smoke", None, tmp_path / "cache", tmp_path / "out" / "nb", threads=1)
+        assert out.is_dir() and out == tmp_path / "out" / "nb" and torch.get_num_threads() == 1
+        assert seeds == list(xp.seeds_of("smoke")) and isinstance(seeds, list)
+        assert any((tmp_path / "cache" / "data").iterdir())  # the generated dataset is cached for the next notebook
+        assert len(data.unseen_classes) > 0
+        assert xp.notebook_setup("smoke", [4, 5], tmp_path / "cache", tmp_path / "out2", threads=0)[1] == [4, 5]
+    finally:
+        torch.set_num_threads(before)

@@ -54,20 +54,14 @@ progress = False""", "parameters"),
     ("code", """import json
 from pathlib import Path
 
-import torch
 from IPython.display import Markdown, display
 
 from zslab.experiments import cross_paper as xp
 from zslab.experiments import xp_attribute_anchors as xa
 from zslab.viz import anchor_plots, xp_plots
 
-if threads:
-    torch.set_num_threads(threads)
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out, seeds, data = xp.notebook_setup(preset, seeds, cache_dir, out_dir, threads)
 proto = xa.protocol(preset)
-seeds = list(xp.seeds_of(preset, seeds))
-data = xp.load_xp_data(preset, cache_dir=Path(cache_dir) / "data")
 print(f"preset {preset}: shapes, {len(data.train_classes)} training / {len(data.val_classes)} validation / "
       f"{len(data.unseen_classes)} unseen classes, {data.num_attributes} attributes; seeds {seeds}; "
       f"attacks {proto['attacks']} at eps {proto['eps'] * 255:g}/255 on {proto['max_images']} unseen images per run")"""),

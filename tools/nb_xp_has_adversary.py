@@ -47,19 +47,12 @@ progress = False""", "parameters"),
     ("code", """import json
 from pathlib import Path
 
-import torch
-
 from zslab.experiments import cross_paper as cp
 from zslab.experiments import laat_study as ls
 from zslab.experiments import xp_has_adversary as xa
 
-if threads:
-    torch.set_num_threads(threads)
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out, seeds, data = cp.notebook_setup(preset, seeds, cache_dir, out_dir, threads)  # data cached, shared with 31-32
 xp = cp.xp_preset(preset)
-seeds = list(cp.seeds_of(preset, seeds))
-data = cp.load_xp_data(preset, cache_dir=Path(cache_dir) / "data")  # generated tensors cached, as notebook 31 does
 runs = xa.adversary_configs(preset, rows=rows, seeds=seeds)
 names = list(dict.fromkeys(r["name"] for r in runs))
 print(f"preset {preset}: {data.name}, seeds {seeds}, rows {names}; {len(data.train_classes)} training classes, "

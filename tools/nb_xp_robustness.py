@@ -33,20 +33,14 @@ progress = False""", "parameters"),
     ("code", """import json
 from pathlib import Path
 
-import torch
-
 from zslab.experiments import cross_paper as xp
 from zslab.experiments import xp_robustness as xr
 from zslab.viz import xp_plots
 
-if threads:
-    torch.set_num_threads(threads)
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
+out, seeds, data = xp.notebook_setup(preset, seeds, cache_dir, out_dir, threads)
 cfg = xp.xp_preset(preset)
-data = xp.load_xp_data(preset, cache_dir=Path(cache_dir) / "data")
 print(f"preset {preset}: shapes, {len(data.train_classes)} training / {len(data.unseen_classes)} unseen classes; "
-      f"seeds {list(xp.seeds_of(preset, seeds))}; attacks {cfg['attacks']} at eps {cfg['eps'] * 255:g}/255 "
+      f"seeds {seeds}; attacks {cfg['attacks']} at eps {cfg['eps'] * 255:g}/255 "
       f"on {cfg['max_images']} unseen images per run")"""),
     ("md", """## Train (or reuse) the three model families
 APN and HAS runs are the HAS study's (same configs, same cache); the LAAT-style model trains on the same images

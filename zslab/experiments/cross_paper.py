@@ -100,6 +100,18 @@ def load_xp_data(preset: str = "smoke", cache_dir: str | Path | None = None):
     return hs.load_study_data(xp_preset(preset)["attr_preset"], cache_dir=cache_dir)
 
 
+def notebook_setup(preset: str = "smoke", seeds=None, cache_dir: str | Path = "runs/study", out_dir: str | Path = ".",
+                   threads: int = 1):
+    """What notebooks 31–33 do first: set torch's CPU threads (``threads`` 0: torch's default),
+    create ``out_dir``, resolve ``seeds`` (``None``: the preset's) and load the shared dataset
+    (generated tensors cached under ``cache_dir/data``). Returns ``(out, seeds, data)``."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, list(seeds_of(preset, seeds)), load_xp_data(preset, cache_dir=Path(cache_dir) / "data")
+
+
 def run_rows(runs: list[dict], out_dir: str | Path, data=None, progress: bool = True,
              device: str | None = None) -> list[dict]:
     """Train (or reuse from the cache in ``out_dir``) every ``{"name", "config", ...}`` run —
