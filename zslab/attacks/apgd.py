@@ -54,16 +54,9 @@ class APGD(Attack):
     def _perturb(self, x, y, rng):
         logits = self._logits(x)
         self._check_label_range(logits, y)
-        robust = logits.argmax(dim=1) == y
-        out = x.clone()
-        for restart in range(self.n_restarts):
-            sub = robust.nonzero().squeeze(1)
-            if sub.numel() == 0:
-                break
-            adv, fooled = self._run(x[sub], y[sub], rng.subset(sub), restart, self._objective)
-            out[sub] = adv
-            robust[sub[fooled]] = False
-        return out
+        attempts = (lambda sub, r=r: self._run(x[sub], y[sub], rng.subset(sub), r, self._objective)
+                    for r in range(self.n_restarts))
+        return self._until_fooled(x, logits.argmax(dim=1) == y, attempts, keep_last=True)
 
     def _run(self, x, y, rng, stream, loss_fn, aux=None):
         """One APGD run on ``x`` (all examples attacked).

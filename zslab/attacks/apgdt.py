@@ -42,16 +42,8 @@ class APGDT(APGD):
         n_classes = logits.shape[1]
         n_targets = min(self.n_target_classes, n_classes - 1)
         self.last_n_targets = n_targets
-        robust = logits.argmax(dim=1) == y
         ranked = logits.argsort(dim=1, descending=True)
-        out = x.clone()
-        for rank in range(1, n_targets + 1):
-            for restart in range(self.n_restarts):
-                sub = robust.nonzero().squeeze(1)
-                if sub.numel() == 0:
-                    return out
-                adv, fooled = self._run(x[sub], y[sub], rng.subset(sub), 1000 * rank + restart,
-                                        self._targeted_dlr, aux=ranked[sub, rank])
-                out[sub[fooled]] = adv[fooled]
-                robust[sub[fooled]] = False
-        return out
+        attempts = (lambda sub, k=k, r=r: self._run(x[sub], y[sub], rng.subset(sub), 1000 * k + r,
+                                                    self._targeted_dlr, aux=ranked[sub, k])
+                    for k in range(1, n_targets + 1) for r in range(self.n_restarts))
+        return self._until_fooled(x, logits.argmax(dim=1) == y, attempts)

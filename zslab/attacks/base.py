@@ -213,6 +213,27 @@ class Attack:
             raise AttackInputError(f"labels must lie in [0, {n_classes - 1}] for a {n_classes}-class model; got [{lo}, {hi}]")
         self._labels_checked = True
 
+    @staticmethod
+    def _until_fooled(x: torch.Tensor, robust: torch.Tensor, attempts, keep_last: bool = False) -> torch.Tensor:
+        """The restart loop of APGD, APGD-T, FAB and Square (AutoAttack's protocol): each attempt
+        attacks only the examples still classified correctly (``robust``, updated in place); an
+        example leaves once an attempt fools the model. ``attempts``: callables
+        ``attempt(sub) -> (adv, fooled)`` on the index tensor ``sub`` of the examples still in.
+        The result holds each fooled example's successful input and, for the others, ``x`` (or,
+        with ``keep_last``, the last attempt's iterate, as APGD returns it)."""
+        out = x.clone()
+        for attempt in attempts:
+            sub = robust.nonzero().squeeze(1)
+            if sub.numel() == 0:
+                break
+            adv, fooled = attempt(sub)
+            if keep_last:
+                out[sub] = adv
+            else:
+                out[sub[fooled]] = adv[fooled]
+            robust[sub[fooled]] = False
+        return out
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits without building a graph."""
         with torch.no_grad():

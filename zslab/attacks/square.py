@@ -98,16 +98,9 @@ class Square(Attack):
     def _perturb(self, x, y, rng):
         logits = self._logits(x)
         self._check_label_range(logits, y)
-        robust = logits.argmax(dim=1) == y
-        out = x.clone()
-        for restart in range(self.n_restarts):
-            sub = robust.nonzero().squeeze(1)
-            if sub.numel() == 0:
-                break
-            adv, fooled = self._run(x[sub], y[sub], rng.subset(sub), restart * (self.n_queries + 1))
-            out[sub[fooled]] = adv[fooled]
-            robust[sub[fooled]] = False
-        return out
+        attempts = (lambda sub, r=r: self._run(x[sub], y[sub], rng.subset(sub), r * (self.n_queries + 1))
+                    for r in range(self.n_restarts))
+        return self._until_fooled(x, logits.argmax(dim=1) == y, attempts)
 
     def _run(self, x, y, rng, stream):
         m, c, h, w = x.shape
