@@ -108,6 +108,27 @@ def test_summarize_mean_std_and_order():
     assert s["b"]["value"] == 2.0 and "seed" not in s["b"]
 
 
+def test_paired_deltas_pair_by_seed():
+    rows = [{"name": "none", "seed": 0, "zsl_t1": 0.80}, {"name": "none", "seed": 1, "zsl_t1": 0.60},
+            {"name": "none", "seed": 2, "zsl_t1": 0.70},
+            {"name": "rot", "seed": 1, "zsl_t1": 0.58}, {"name": "rot", "seed": 0, "zsl_t1": 0.77},
+            {"name": "rot", "seed": 2, "zsl_t1": 0.71},
+            {"name": "new", "seed": 2, "zsl_t1": 0.60}]
+    d = hs.paired_deltas(rows, "none", metrics=("zsl_t1",))
+    assert list(d) == ["rot", "new"]
+    # per seed: -0.03, -0.02, +0.01 (rows given out of seed order)
+    assert d["rot"]["zsl_t1"]["mean"] == pytest.approx(-0.04 / 3)
+    assert d["rot"]["zsl_t1"]["std"] == pytest.approx(0.0208167, rel=1e-5)
+    assert d["rot"]["zsl_t1"]["worse"] == 2 and d["rot"]["zsl_t1"]["n"] == 3 and d["rot"]["seeds"] == [0, 1, 2]
+    # the unpaired stds (0.1 and 0.097) would hide a consistent change; the paired one does not
+    assert d["rot"]["zsl_t1"]["std"] < hs.summarize(rows, metrics=("zsl_t1",))["rot"]["zsl_t1"]["std"] / 4
+    assert d["new"]["zsl_t1"] == {"mean": pytest.approx(-0.1), "std": 0.0, "n": 1, "worse": 1}
+    with pytest.raises(ZSLabError, match="baseline row 'mixup'"):
+        hs.paired_deltas(rows, "mixup", metrics=("zsl_t1",))
+    with pytest.raises(ZSLabError, match="shares no seed"):
+        hs.paired_deltas(rows + [{"name": "lone", "seed": 7, "zsl_t1": 0.5}], "none", metrics=("zsl_t1",))
+
+
 def test_run_study_rows_then_cache(tiny, tmp_path):
     runs = hs.table2_configs("smoke", rows=["baseline", "cls"], seeds=[0], overrides=TINY)
     rows = hs.run_study(runs, tmp_path, data=tiny, progress=False)

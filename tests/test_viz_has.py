@@ -66,6 +66,19 @@ def test_delta_bars_heights():
         viz.delta_bars(s, baseline="mixup")
 
 
+def test_delta_bars_from_paired_deltas():
+    s = {"none": entry(zsl_t1=0.5, gzsl_h=0.4), "rotate": entry(zsl_t1=0.45, gzsl_h=0.42)}
+    deltas = {"rotate": {"zsl_t1": {"mean": -0.03, "std": 0.01, "n": 3, "worse": 3},
+                         "gzsl_h": {"mean": 0.01, "std": 0.02, "n": 3, "worse": 1}}}
+    fig = viz.delta_bars(s, baseline="none", deltas=deltas)
+    ax = fig.axes[0]
+    assert sorted(round(p.get_height(), 6) for p in ax.patches) == [-3.0, 1.0]  # paired means, not 0.45 - 0.5
+    assert sorted(t.get_text() for t in ax.texts if "/" in t.get_text() and len(t.get_text()) == 3) == ["1/3", "3/3"]
+    assert any("seed-paired" in t.get_text() for t in ax.texts)
+    with pytest.raises(KeyError, match="deltas lack"):
+        viz.delta_bars(s, baseline="none", deltas={})
+
+
 def test_distortion_heatmap_values():
     rows = [{"augmentation": a, "group": g, "agreement": v, "drop": 0.0}
             for a, g, v in (("rotate", "head colour", 0.5), ("rotate", "body shape", 1.0),

@@ -211,12 +211,13 @@ fig.savefig(out / "table1_has_vs_apn.png", dpi=120)"""),
     ("code", """fig = viz.summary_table(summary, metrics=hs.METRICS + ("localisation",), row_labels=labels,
                         title=f"Table 2 on shapes ({preset} preset): HAS loss ablation")
 fig.savefig(out / "table2_ablation.png", dpi=120)
-fig = viz.delta_bars(summary, baseline="baseline", metrics=("zsl_t1", "gzsl_h", "localisation"),
+deltas = hs.paired_deltas(rows, "baseline", metrics=hs.METRICS + ("localisation",))
+fig = viz.delta_bars(summary, baseline="baseline", metrics=("zsl_t1", "gzsl_h", "localisation"), deltas=deltas,
                      title="Loss ablation: change vs the APN baseline", xlabel="Table 2 row (generator terms)")
 fig.savefig(out / "table2_delta.png", dpi=120)"""),
     ("code", """results = {"notebook": "11_has_vs_apn", "preset": preset, "seeds": seeds, "rows": rows, "summary": summary,
            "has_minus_apn": {m: summary["has"][m]["mean"] - summary["baseline"][m]["mean"]
-                             for m in hs.METRICS + ("localisation",)},
+                             for m in hs.METRICS + ("localisation",)}, "paired_deltas": deltas,
            "figures": sorted(p.name for p in out.glob("*.png"))}
 (out / "results.json").write_text(json.dumps(results, indent=2))
 print(json.dumps(results["has_minus_apn"], indent=1))"""),
@@ -422,7 +423,9 @@ for r in rows:
 assert "none" in table3 and len(rows) == len(table3) * len(seeds)
 fig = viz.summary_table(table3, title=f"Table 3 on shapes ({preset} preset): APN trained with augmentation")
 fig.savefig(out / "table3_augmentations.png", dpi=120)
-fig = viz.delta_bars(table3, baseline="none", title="Table 3: accuracy change vs training without augmentation")
+table3_deltas = hs.paired_deltas(rows, "none")
+fig = viz.delta_bars(table3, baseline="none", deltas=table3_deltas,
+                     title="Table 3: accuracy change vs training without augmentation")
 fig.savefig(out / "table3_delta.png", dpi=120)"""),
     ("md", """**What training with an augmentation does to the attributes.** ZSL accuracy only needs the unseen
 classes to stay apart; the paper's claim is about the attributes themselves. Each Table-3 model predicts
@@ -455,7 +458,7 @@ fig = viz.distortion_heatmap([g for g in attr_acc if g["augmentation"] != "none"
                              ylabel="augmentation used in training")
 fig.savefig(out / "table3_attribute_cost.png", dpi=120)"""),
     ("code", """results = {"notebook": "10_semantic_distortion", "preset": preset, "seeds": seeds, "model_run": baseline_row["run_dir"],
-           "distortion": dist, "colour_agreement": colour, "table3_rows": rows, "table3": table3,
+           "distortion": dist, "colour_agreement": colour, "table3_rows": rows, "table3": table3, "table3_deltas": table3_deltas,
            "table3_attribute_accuracy": attr_acc, "table3_attribute_cost": cost,
            "figures": sorted(p.name for p in out.glob("*.png"))}
 (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -45,7 +45,7 @@ from zslab import ZSLabError
 from zslab.train.config import backfill_defaults, config_diff, make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
-           "summarize", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
+           "summarize", "paired_deltas", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
            "augment_examples", "attribute_groups", "feature_trajectory", "perturbation_parts"]
 
 #: the test metrics every row carries (fractions in [0, 1]); HAS §4.1, Eq. 8–9
@@ -295,6 +295,35 @@ def summarize(rows: list[dict], by: str = "name", metrics=METRICS) -> dict[str, 
             std = float(vals.std(unbiased=True)) if len(vals) > 1 else 0.0
             entry[m] = {"mean": float(vals.mean()), "std": std, "n": len(vals)}
         out[key] = entry
+    return out
+
+
+def paired_deltas(rows: list[dict], baseline: str, by: str = "name", metrics=METRICS) -> dict[str, dict]:
+    """Seed-paired differences against row ``baseline``: for every other row name and metric,
+    the mean and sample std over seeds of ``row(seed) − baseline(seed)`` and ``worse``, the
+    number of seeds where the row is below the baseline. Within a seed both runs start from the
+    same initialisation and batch order, so the paired std is the honest error bar of a change
+    (the two rows' own stds also hold the seed-to-seed spread they share). Only seeds that both
+    rows ran count (``n``); a row with none in common is an error."""
+    groups: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        groups.setdefault(r[by], {})[int(r["seed"])] = r
+    if baseline not in groups:
+        raise ZSLabError(f"baseline row {baseline!r} not among the rows ({', '.join(groups)})")
+    base = groups[baseline]
+    out = {}
+    for name, by_seed in groups.items():
+        if name == baseline:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        if not seeds:
+            raise ZSLabError(f"row {name!r} shares no seed with the baseline {baseline!r}")
+        entry = {"seeds": seeds}
+        for m in metrics:
+            d = torch.tensor([float(by_seed[s][m]) - float(base[s][m]) for s in seeds], dtype=torch.float64)
+            entry[m] = {"mean": float(d.mean()), "std": float(d.std(unbiased=True)) if len(d) > 1 else 0.0,
+                        "n": len(d), "worse": int((d < 0).sum())}
+        out[name] = entry
     return out
 
 

@@ -87,24 +87,44 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
 
 
 def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t1", "gzsl_h"),
-               title: str = "Change vs no augmentation", xlabel: str = "augmentation used to train APN"):
-    """Table 3 as bars: mean accuracy change (percentage points) of each entry vs ``baseline``."""
+               title: str = "Change vs no augmentation", xlabel: str = "augmentation used to train APN",
+               deltas: dict[str, dict] | None = None):
+    """Table 3 as bars: mean accuracy change (percentage points) of each entry vs ``baseline``.
+
+    ``deltas`` (:func:`zslab.experiments.has_study.paired_deltas` of the same rows): bar heights
+    and error bars are the mean ± std over seeds of the seed-paired differences, and each bar is
+    labelled with how many seeds it fell below the baseline (e.g. "3/3"). Without it the error
+    bar is the entry's own std over seeds."""
     if baseline not in summary:
         raise KeyError(f"baseline {baseline!r} not in summary ({', '.join(summary)})")
     names = [n for n in summary if n != baseline]
+    if deltas is not None and [n for n in names if n not in deltas]:
+        raise KeyError(f"deltas lack the rows {[n for n in names if n not in deltas]}")
     w_in = max(6.0, 0.8 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(w_in, 4.0))
     width = 0.8 / len(metrics)
     x = np.arange(len(names))
     for j, m in enumerate(metrics):
-        d = [100 * (summary[n][m]["mean"] - summary[baseline][m]["mean"]) for n in names]
-        e = [100 * summary[n][m]["std"] for n in names]
-        ax.bar(x + (j - (len(metrics) - 1) / 2) * width, d, width, yerr=e, capsize=2,
-               label=METRIC_LABELS.get(m, m))
+        if deltas is None:
+            d = [100 * (summary[n][m]["mean"] - summary[baseline][m]["mean"]) for n in names]
+            e = [100 * summary[n][m]["std"] for n in names]
+        else:
+            d = [100 * deltas[n][m]["mean"] for n in names]
+            e = [100 * deltas[n][m]["std"] for n in names]
+        bars = ax.bar(x + (j - (len(metrics) - 1) / 2) * width, d, width, yerr=e, capsize=2,
+                      label=METRIC_LABELS.get(m, m))
+        if deltas is not None and max(deltas[n][m]["n"] for n in names) > 1:
+            ax.bar_label(bars, labels=[f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}" for n in names],
+                         fontsize=6, padding=2)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=35, ha="right")
     ax.set_ylabel(f"change vs '{baseline}' (percentage points)")
+    if deltas is not None:
+        n = max(deltas[k][m]["n"] for k in names for m in metrics)
+        note = f"seed-paired change over {n} seed(s), error bar = std" + (
+            "; label: seeds below the baseline" if n > 1 else "")
+        ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
     ax.set_xlabel(xlabel)
     ax.set_title("\n".join(textwrap.wrap(title, int(8 * w_in))))
     ax.legend(fontsize=8)
