@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from zslab import ZSLabError
 from zslab.data import load_dataset
@@ -88,3 +89,63 @@ def test_cli_dry_run_lists_state(tmp_path, capsys):
         sq.main(["--workers", "0", "--dry-run"])
     with pytest.raises(ZSLabError, match="unknown config key"):
         sq.main(["--preset", "smoke", "--dry-run", "--set", "no_such_key=1"])
+
+
+def test_queue_runs_laat_tables_are_notebook_21s():
+    from zslab.experiments import laat_study as ls
+
+    runs = sq.queue_runs("smoke", ("laat_robustness", "laat_table5"), seeds=[0])
+    # smoke's robustness rows (original+sm, expanded+sm) are Table 5's ace+sm and exp+ace+sm: trained once
+    assert [r["name"] for r in runs] == ["original+sm", "expanded+sm"]
+    want = {hs.config_key(r["config"]) for r in ls.table5_configs("smoke", seeds=[0])}
+    assert {hs.config_key(r["config"]) for r in runs} == want
+    assert {r["config"]["method"] for r in runs} == {"laat"}
+    with pytest.raises(ZSLabError, match="HAS tables only"):
+        sq.queue_runs("smoke", ("laat_table4",), seeds=[0], overrides={"epochs": 1})
+    mixed = sq.queue_runs("smoke", ("table2", "laat_table6"), seeds=[0])
+    assert [r["config"]["method"] for r in mixed] == ["apn", "has", "has", "laat", "laat"]
+
+
+def test_queue_runs_laat_curves_write_mmc_anchors_in_the_cache(tmp_path, monkeypatch):
+    import zslab.laat
+
+    monkeypatch.setattr(zslab.laat, "load_class_anchors", lambda cfg, names: torch.zeros(len(names), 64))
+    runs = {r["name"]: r for r in sq.queue_runs("smoke", ("laat_curves",), seeds=[0], cache_dir=tmp_path)}
+    assert set(runs) == {"original", "expanded", "mmc"}
+    spec = runs["mmc"]["config"]["encoder"]
+    assert spec.startswith(f"file:{(tmp_path / 'anchors').resolve()}") and "x64" in spec
+
+
+def test_run_queue_loads_each_studys_data(tmp_path):
+    """A HAS run (shapes at the study's size) and a LAAT run (shapes, its own size) in one queue:
+    each trains on the dataset its config describes."""
+    from conftest import write_anchor_file
+    from zslab.experiments import laat_study as ls
+
+    has_run = sq.queue_runs("smoke", ("table2",), seeds=[0], overrides=TINY)[0]
+    laat_data = ls.load_study_data("smoke")
+    spec = write_anchor_file(laat_data, tmp_path)
+    laat_run = {"name": "tiny-laat", "config": ls.study_config("smoke", {"encoder": spec, "epochs": 1})}
+    logs = []
+    rows = sq.run_queue([has_run, laat_run], tmp_path / "cache", log=logs.append)
+    assert [r["method"] for r in rows] == ["apn", "laat"]
+    assert all(0.0 <= rows[1][m] <= 1.0 for m in ls.METRICS) and "zs_clean" in logs[-1]
+    assert "zsl_t1" in logs[1]
+    import json
+    from pathlib import Path
+    trained = json.loads((Path(rows[1]["run_dir"]) / "metrics.json").read_text())
+    n_train = len(laat_data.splits["train"])
+    assert n_train != len(load_dataset(has_run["config"]["dataset"], **has_run["config"]["data"]).splits["train"])
+    assert trained["final"]["zs_n_way"] == laat_run["config"]["eval_n_way"]
+    # finished LAAT runs are recognised by LAAT's metrics, not retrained
+    assert sq.run_queue([has_run, laat_run], tmp_path / "cache", log=logs.append) == []
+
+
+def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys):
+    assert sq.main(["--preset", "smoke", "--tables", "laat_robustness", "--seeds", "0", "--cache-dir",
+                    str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and all("laat-seed0-" in l and l.endswith("to do") for l in out)
+    with pytest.raises(SystemExit):
+        sq.main(["--preset", "smoke", "--tables", "table2", "laat_robustness", "--dry-run"])
+    assert "different caches" in capsys.readouterr().err

@@ -1,6 +1,7 @@
-"""Run the HAS study's training runs (Tables 2–3, Fig. 4) with several worker processes.
+"""Run the studies' training runs (HAS Tables 2–3 and Fig. 4; LAAT Fig. 3 and Tables 4–6, S1)
+with several worker processes.
 
-Notebooks 10–13 train their runs one after another through
+Notebooks 10–13 and 21 train their runs one after another through
 :func:`zslab.experiments.has_study.run_study`. On a machine with more cores than one run uses
 well, :func:`run_queue` trains the same runs in parallel: every worker process walks the same
 ordered list and *claims* a run before training it (an exclusive ``<run_dir>.claim`` file next
@@ -10,6 +11,13 @@ notebook started afterwards (same ``cache_dir``) finds the runs finished::
 
     python -m zslab.experiments.study_queue --preset full --seeds 0 --workers 2 \\
         --tables augment table2 --cache-dir notebooks/runs/study
+    python -m zslab.experiments.study_queue --preset full --workers 2 --tables laat_robustness laat_curves
+
+HAS tables (``table2``, ``augment``, ``sweeps``; :mod:`~zslab.experiments.has_study`) default to
+notebooks 10–13's cache ``notebooks/runs/study``; LAAT tables (``laat_robustness``,
+``laat_curves``, ``laat_table4``, ``laat_table5``, ``laat_table6``, ``laat_tableS1``;
+:mod:`~zslab.experiments.laat_study`, whose ``full`` preset reads the CIFAR-10 folders,
+``--data-root``) default to notebook 21's ``notebooks/runs/laat_study``.
 
 Each worker sets ``torch.set_num_threads(threads)`` (default 1, so that runs are bitwise
 reproducible across machines with the same thread count and the workers do not oversubscribe
@@ -26,25 +34,62 @@ from pathlib import Path
 
 from zslab import ZSLabError
 from zslab.experiments import has_study as hs
+from zslab.experiments import laat_study as ls
 
-__all__ = ["queue_runs", "claim", "release", "run_queue", "main"]
+__all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "queue_runs", "claim", "release",
+           "run_queue", "main"]
 
-TABLES = ("table2", "augment", "sweeps")
+HAS_TABLES = ("table2", "augment", "sweeps")
+LAAT_TABLES = ("laat_robustness", "laat_curves", "laat_table4", "laat_table5", "laat_table6", "laat_tableS1")
+TABLES = HAS_TABLES + LAAT_TABLES
+#: where each study's notebooks look for their runs (relative to the repository root)
+DEFAULT_CACHE_DIRS = {"has": "notebooks/runs/study", "laat": "notebooks/runs/laat_study"}
+
+
+def _study(table: str) -> str:
+    return "laat" if table in LAAT_TABLES else "has"
+
+
+def _laat_runs(table: str, preset: str, seed: int, data_root, cache_dir) -> list[dict]:
+    if table == "laat_curves":
+        # MMC anchors are a file under the cache, named as notebook 21 names it (cache/anchors)
+        data = ls.load_study_data(preset, data_root=data_root)
+        return ls.curve_configs(preset, data=data, out_dir=Path(cache_dir) / "anchors", seeds=[seed],
+                                data_root=data_root)
+    build = {"laat_robustness": ls.robustness_configs, "laat_table4": ls.table4_configs,
+             "laat_table5": ls.table5_configs, "laat_table6": ls.table6_configs,
+             "laat_tableS1": ls.tableS1_configs}[table]
+    return build(preset, seeds=[seed], data_root=data_root)
 
 
 def queue_runs(preset: str = "full", tables=("augment", "table2"), seeds=None,
-               overrides: dict | None = None) -> list[dict]:
+               overrides: dict | None = None, data_root=None, cache_dir=None) -> list[dict]:
     """The runs of ``tables`` under study preset ``preset`` (plus ``overrides``, dotted config
-    keys, as the notebooks' configs), in a stable order: for each seed, every table in the order given (``table2``: :func:`has_study.table2_configs`; ``augment``:
-    :func:`has_study.augmentation_configs`; ``sweeps``: every Fig. 4 sweep). Runs with equal
-    configs (``baseline`` and ``none``; a sweep's default value and ``has``) appear once."""
+    keys, as the notebooks' configs; HAS tables only), in a stable order: for each seed, every
+    table in the order given (``table2``: :func:`has_study.table2_configs`; ``augment``:
+    :func:`has_study.augmentation_configs`; ``sweeps``: every Fig. 4 sweep; ``laat_*``: the
+    :mod:`~zslab.experiments.laat_study` builder of that table, ``data_root`` its CIFAR-10
+    folders, ``cache_dir`` the LAAT cache that holds the MMC anchor file of ``laat_curves``).
+    Runs with equal configs (``baseline`` and ``none``; a sweep's default value and ``has``;
+    LAAT rows shared between tables) appear once."""
     bad = [t for t in tables if t not in TABLES]
     if bad:
         raise ZSLabError(f"unknown table(s) {bad}; choose from {', '.join(TABLES)}")
+    laat = [t for t in tables if _study(t) == "laat"]
+    if overrides and laat:
+        raise ZSLabError(f"config overrides apply to the HAS tables only, not to {laat} (notebook 21 takes none)")
+    laat_seeds = ls._seeds(preset, seeds) if laat else ()
+    has_seeds = hs._seeds(preset, seeds) if len(laat) < len(tables) else ()
     out, seen = [], set()
-    for s in hs._seeds(preset, seeds):
+    for s in dict.fromkeys(has_seeds + laat_seeds):
         for t in tables:
-            if t == "table2":
+            if _study(t) == "laat":
+                if s not in laat_seeds:
+                    continue
+                runs = _laat_runs(t, preset, s, data_root, cache_dir or DEFAULT_CACHE_DIRS["laat"])
+            elif s not in has_seeds:
+                continue
+            elif t == "table2":
                 runs = hs.table2_configs(preset, seeds=[s], overrides=overrides)
             elif t == "augment":
                 runs = hs.augmentation_configs(preset, seeds=[s], overrides=overrides)
@@ -112,28 +157,37 @@ def release(run_dir: Path) -> None:
     run_dir.with_name(run_dir.name + ".claim").unlink(missing_ok=True)
 
 
+def _metrics(config: dict) -> tuple[str, ...]:
+    return ls.METRICS if config["method"] == "laat" else hs.METRICS
+
+
 def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | None = None,
               log=print) -> list[dict]:
     """Train, in this process, every run of ``runs`` that is neither finished nor claimed by a
     live process; returns the rows (:func:`has_study.run_study`) of the runs it trained.
-    ``data``: the dataset the configs describe (default: :func:`has_study.load_study_data` for the
-    preset that produced them, cached under ``cache_dir/data``)."""
+    ``data``: the dataset the configs describe (default: loaded from each config's dataset keys,
+    once per distinct dataset; HAS's shapes cached under ``cache_dir/data``)."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, datasets = [], {}
     for r in runs:
+        metrics = _metrics(r["config"])
         rd = _run_dir(cache_dir, r["config"])
-        if hs._finished(rd, r["config"]) is not None or not claim(rd):
+        if hs._finished(rd, r["config"], metrics) is not None or not claim(rd):
             continue
         try:
-            if data is None:
-                data = _load_data(r["config"], cache_dir)
+            d = data
+            if d is None:
+                key = json.dumps([r["config"]["dataset"], r["config"]["data"]], sort_keys=True)
+                if key not in datasets:
+                    datasets[key] = _load_data(r["config"], cache_dir)
+                d = datasets[key]
             t0 = time.time()
             log(f"[{os.getpid()}] training {rd.name} ({r['name']}, seed {r['config']['seed']})")
-            [row] = hs.run_study([r], cache_dir, data=data, progress=False, device=device)
+            [row] = hs.run_study([r], cache_dir, data=d, progress=False, device=device, metrics=metrics)
             rows.append(row)
             log(f"[{os.getpid()}] finished {rd.name} ({r['name']}) in {time.time() - t0:.0f} s: "
-                f"ZSL T1 {row['zsl_t1']:.3f}, GZSL H {row['gzsl_h']:.3f}")
+                + ", ".join(f"{m} {row[m]:.3f}" for m in metrics))
         finally:
             release(rd)
     return rows
@@ -143,7 +197,7 @@ def _load_data(config: dict, cache_dir: Path):
     from zslab.data import load_dataset
 
     kw = dict(config["data"])
-    if config["dataset"] == "shapes":
+    if config["dataset"] == "shapes" and config["method"] != "laat":
         kw.setdefault("cache_dir", str(cache_dir / "data"))
     return load_dataset(config["dataset"], **kw)
 
@@ -151,13 +205,16 @@ def _load_data(config: dict, cache_dir: Path):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m zslab.experiments.study_queue", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="full", choices=sorted(hs.STUDY_PRESETS))
+    ap.add_argument("--preset", default="full", choices=sorted(set(hs.STUDY_PRESETS) & set(ls.STUDY_PRESETS)))
     ap.add_argument("--tables", nargs="+", default=["augment", "table2"], choices=TABLES)
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the preset's seeds")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    ap.add_argument("--cache-dir", default="notebooks/runs/study",
-                    help="run directories, shared with notebooks 10-14 (default notebooks/runs/study)")
+    ap.add_argument("--cache-dir", default=None,
+                    help="run directories (default: the notebooks' cache, notebooks/runs/study for HAS tables, "
+                         "notebooks/runs/laat_study for LAAT tables)")
+    ap.add_argument("--data-root", default=None,
+                    help="LAAT full preset: the CIFAR-10 folders (default ../shared/data/cifar10 beside the repo)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (the notebooks must use the same to find the runs)")
     ap.add_argument("--device", default=None, help="override the configs' device (auto | cpu | cuda)")
@@ -168,8 +225,12 @@ def main(argv=None) -> int:
     from zslab.train.config import _split, parse_value
 
     overrides = {k: parse_value(v) for k, v in map(_split, a.set)}
-    runs = queue_runs(a.preset, a.tables, a.seeds, overrides)
-    cache_dir = Path(a.cache_dir)
+    studies = {_study(t) for t in a.tables}
+    if a.cache_dir is None and len(studies) > 1:
+        ap.error("HAS and LAAT tables keep their runs in different caches: queue them in two commands, "
+                 "or give --cache-dir")
+    cache_dir = Path(a.cache_dir or DEFAULT_CACHE_DIRS[studies.pop()])
+    runs = queue_runs(a.preset, a.tables, a.seeds, overrides, data_root=a.data_root, cache_dir=cache_dir)
     if a.dry_run:
         for r in runs:
             rd = _run_dir(cache_dir, r["config"])
@@ -191,6 +252,8 @@ def main(argv=None) -> int:
             "--workers", "1", "--threads", str(a.threads), "--cache-dir", str(cache_dir)]
     if a.seeds is not None:
         args += ["--seeds", *map(str, a.seeds)]
+    if a.data_root:
+        args += ["--data-root", a.data_root]
     if a.device:
         args += ["--device", a.device]
     for item in a.set:
