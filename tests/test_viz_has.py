@@ -116,8 +116,14 @@ def test_feature_drift_tsne_and_curve():
     assert len(panels) == 2 and panels[0].get_xlabel() == "t-SNE 1"
     assert len(panels[0].collections) == 4  # one scatter per step
     assert fig._suptitle.get_text() == "drift"
+    # the step colour scale is 0 (clean) .. T, no negative steps on the colour bar
+    assert panels[0].collections[0].get_clim() == (0, 3)
     tr = {"a": {"drift": [0.0, 1.0, 2.0]}, "b": {"drift": [0.0, 0.5, 0.5]}}
-    ax = viz.drift_curve(tr).axes[0]
+    fig = viz.drift_curve(tr, title="Feature drift from the clean image, with and without L_REL")
+    ax = fig.axes[0]
+    fig.canvas.draw()  # the long title is wrapped, not cut off at the figure's edge
+    box = ax.title.get_window_extent(fig.canvas.get_renderer())
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
     assert [list(ln.get_ydata()) for ln in ax.lines] == [[0.0, 1.0, 2.0], [0.0, 0.5, 0.5]]
     assert ax.get_xlabel() == "perturbation step t"
 

@@ -9,6 +9,7 @@ import math
 import textwrap
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 import numpy as np
 import torch
@@ -218,15 +219,17 @@ def feature_drift_tsne(embedding: dict[str, torch.Tensor], title: str = "Visual 
         T = e.shape[0] - 1
         for i in range(e.shape[1]):
             ax.plot(e[:, i, 0], e[:, i, 1], color="0.7", lw=0.4, zorder=1)
+        # the colour map's light end is cut off so that step 0 stays visible; the scale runs 0..T
+        cmap = ListedColormap(plt.get_cmap(cm)(np.linspace(0.25, 1.0, 256)))
         for t in range(T + 1):
-            sc = ax.scatter(e[t, :, 0], e[t, :, 1], s=10, c=np.full(e.shape[1], t), cmap=cm, vmin=-0.3 * T - 1,
-                            vmax=T, zorder=2)
+            sc = ax.scatter(e[t, :, 0], e[t, :, 1], s=10, c=np.full(e.shape[1], t), cmap=cmap, vmin=0,
+                            vmax=max(T, 1), zorder=2)
         ax.set_xlim(float(lo[0] - pad[0]), float(hi[0] + pad[0]))
         ax.set_ylim(float(lo[1] - pad[1]), float(hi[1] + pad[1]))
         ax.set_title(lab)
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
-        fig.colorbar(sc, ax=ax, label="perturbation step (darker = later)")
+        fig.colorbar(sc, ax=ax, label="perturbation step (0 = clean; darker = later)")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -239,7 +242,7 @@ def drift_curve(trajectories: dict[str, dict], title: str = "Feature drift from 
         ax.plot(range(len(tr["drift"])), tr["drift"], marker="o", label=lab)
     ax.set_xlabel("perturbation step t")
     ax.set_ylabel("mean ‖g_t − g_0‖ (feature distance)")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 48)))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
