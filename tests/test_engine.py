@@ -1,5 +1,6 @@
 """Training engine: run directory, determinism, checkpoints, resume, bad input."""
 import json
+import os
 
 import pytest
 import torch
@@ -109,6 +110,22 @@ def test_load_run_restores_best_weights(tmp_path, tiny_data):
     config, data, model, ckpt = load_run(tmp_path / "run", data=tiny_data)
     assert ckpt["epoch"] + 1 == final["best_epoch"]
     assert not model.training
+
+
+def test_atomic_writes_get_the_umask_mode(tmp_path):
+    from zslab.utils.io import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_torch_save({"a": 1}, tmp_path / "c.pt")
+        atomic_write_json({"a": 1}, tmp_path / "m.json")
+        os.umask(0o077)
+        atomic_write_json({"a": 1}, tmp_path / "private.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644  # as open() would make it, not mkstemp's 0600
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
