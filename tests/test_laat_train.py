@@ -108,6 +108,20 @@ def test_run_dir_final_metrics_and_resume(tmp_path, shapes, encoder, monkeypatch
     config, _, model, ckpt = load_run(run, data=shapes)
     assert config["method"] == "laat" and not model.training
     assert ckpt["strategy_state"]["anchors"].shape == (12, shapes.num_attributes)
+    # calibrated-stacking GZSL: μ chosen on validation (train vs val classes), applied to train ∪ novel on test
+    from zslab.eval.episodes import extract_features
+    from zslab.eval.zsl import gzsl_us, select_mu
+
+    A = torch.nn.functional.normalize(ckpt["strategy_state"]["anchors"].float(), dim=1)
+    sc = {k: (extract_features(model, shapes.splits[k], progress=False) @ A.t(), shapes.splits[k].labels)
+          for k in ("val_seen", "val_unseen", "test_seen", "test_unseen")}
+    mu, val_h = select_mu(*sc["val_seen"], *sc["val_unseen"], shapes.train_classes, shapes.val_classes)
+    u, s_, h = gzsl_us(*sc["test_seen"], *sc["test_unseen"], shapes.train_classes, shapes.unseen_classes, mu)
+    assert (full["gzsl_cs_mu"], full["gzsl_cs_val_h"]) == pytest.approx((mu, val_h), abs=1e-6)
+    assert (full["gzsl_cs_u"], full["gzsl_cs_s"], full["gzsl_cs_h"]) == pytest.approx((u, s_, h), abs=1e-6)
+    assert full["gzsl_cs_h_uncalibrated"] == pytest.approx(
+        gzsl_us(*sc["test_seen"], *sc["test_unseen"], shapes.train_classes, shapes.unseen_classes, 0.0)[2], abs=1e-6)
+    assert full["gzsl_cs_h"] == pytest.approx(2 * u * s_ / (u + s_) if u + s_ else 0.0)
 
 
 def _batch(trainer, n=16):
