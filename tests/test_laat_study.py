@@ -121,6 +121,11 @@ def test_summarize_and_learning_curves():
     assert math.isclose(s["x"]["zs_pgd"]["std"], float(np.std([0.2, 0.4], ddof=1)))
     assert s["y"]["gzsl_pgd"] == {"mean": 0.5, "std": 0.0, "n": 1} and s["x"]["table"] == "t"
     assert "val_zs" not in s["x"]
+    # calibrated-stacking GZSL: summarised when asked for, never copied as a first-seed "tag"
+    rows = [dict(r, gzsl_cs_u=0.1 * i, gzsl_cs_s=0.2, gzsl_cs_h=0.3 + 0.1 * i) for i, r in enumerate(_rows())]
+    assert not set(ls.CS_METRICS) & set(ls.summarize(rows)["x"])
+    cs = ls.summarize(rows, metrics=ls.METRICS + ls.CS_METRICS)
+    assert math.isclose(cs["x"]["gzsl_cs_h"]["mean"], 0.35) and cs["y"]["gzsl_cs_u"]["n"] == 1
     c = ls.learning_curves(_rows())
     assert c["x"]["epoch"] == [1, 2] and np.allclose(c["x"]["mean"], [0.4, 0.7])
     assert np.allclose(c["x"]["std"], [np.std([0.3, 0.5], ddof=1), np.std([0.5, 0.9], ddof=1)])

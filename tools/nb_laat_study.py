@@ -90,21 +90,23 @@ print("mean cosine of the training anchors: original %.3f, expanded %.3f, MMC %.
 The issue's study (on CIFAR-10 under `full`): A-CE, PGD-AT, α ∈ {0, 3} × expand ∈ {off, on}. `zs_clean`/`zs_pgd`:
 N-way episodes on the novel classes (N = 3 under `full`: all of cat, dog, ship) clean and under PGD-20 (ε = 8/255,
 step 2/255, random start, on the A-CE of the candidate anchors; an example counts as robust only if it is right
-both clean and attacked); `gzsl_*`: N-way over every class."""),
+both clean and attacked); `gzsl_*`: N-way over every class; `gzsl_cs_*` (beyond the paper): GZSL with calibrated
+stacking, the training classes' cosines lowered by μ chosen on the validation split (HAS Eq. 9), U / S / H over
+training ∪ novel classes — plain N-way GZSL mostly predicts training classes."""),
     ("code", """robust_runs = ls.robustness_configs(preset, seeds=seeds, data_root=data_root)
 robust_rows = ls.run_rows(robust_runs, cache_dir, data=data, progress=progress, device=device)
-robust = ls.summarize(robust_rows)
+robust = ls.summarize(robust_rows, metrics=ls.METRICS + ls.CS_METRICS)
 for r in robust_rows:
     for m in ls.METRICS:
         assert 0.0 <= r[m] <= 1.0, (r["name"], m, r[m])
     assert r["gzsl_pgd"] <= r["gzsl_clean"] + 1e-9, r["name"]  # robust ⊆ clean on the same images
 assert len(robust_rows) == len(robust) * len(seeds)
-fig = lp.ablation_table(robust, title=f"Anchors x smoothness ({data.name}, {preset})")
+fig = lp.ablation_table(robust, metrics=ls.METRICS + ("gzsl_cs_h",), title=f"Anchors x smoothness ({data.name}, {preset})")
 fig.savefig(out / "robustness_table.png", dpi=120)
 fig = lp.ablation_bars(robust, title=f"Zero-shot accuracy, clean and PGD ({data.name})")
 fig.savefig(out / "robustness_bars.png", dpi=120)
 for k, v in robust.items():
-    print(f"{k:12s}", "  ".join(f"{m} {100 * v[m]['mean']:.1f}±{100 * v[m]['std']:.1f}" for m in ls.METRICS))"""),
+    print(f"{k:12s}", "  ".join(f"{m} {100 * v[m]['mean']:.1f}±{100 * v[m]['std']:.1f}" for m in ls.METRICS + ls.CS_METRICS))"""),
     ("md", """## Tables 5, 4, 6 and S1: ablations
 
 * **Table 5** — `baseline` (original anchors, Euclidean loss, no SM), `ace`, `exp+ace`, `ace+sm`, `exp+ace+sm`;

@@ -18,7 +18,8 @@ from zslab.viz.has_plots import summary_table
 __all__ = ["LAAT_METRIC_LABELS", "anchor_curves", "ablation_bars", "ablation_table", "few_shot_plot"]
 
 LAAT_METRIC_LABELS = {"zs_clean": "ZS clean (%)", "zs_pgd": "ZS PGD (%)", "gzsl_clean": "GZSL clean (%)",
-                      "gzsl_pgd": "GZSL PGD (%)"}
+                      "gzsl_pgd": "GZSL PGD (%)", "gzsl_cs_u": "GZSL-CS U (%)", "gzsl_cs_s": "GZSL-CS S (%)",
+                      "gzsl_cs_h": "GZSL-CS H (%)"}
 
 
 def anchor_curves(curves: dict[str, dict], title: str = "Validation zero-shot accuracy per epoch (LAAT Fig. 3)",
