@@ -1,7 +1,8 @@
-"""Results cards (zslab.experiments.cards): provenance, summaries re-derived from the rows, and
-every card committed under results/."""
+"""Results cards (zslab.experiments.cards): provenance, summaries and seed-paired differences
+re-derived from the rows, and every card committed under results/."""
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -17,25 +18,37 @@ def _results():
     rows = [{"name": n, "seed": s, "run_dir": f"/tmp/{n}{s}", "zsl_t1": v, "gzsl_u": v / 2, "gzsl_s": v / 3,
              "gzsl_h": v / 4} for n, vals in (("baseline", (0.8, 0.7, 0.75)), ("has", (0.9, 0.85, 0.8)))
             for s, v in enumerate(vals)]
-    return {"notebook": "11_has_vs_apn", "preset": "full", "rows": rows, "summary": hs.summarize(rows)}
+    return {"notebook": "11_has_vs_apn", "preset": "full", "rows": rows, "summary": hs.summarize(rows),
+            "paired_deltas": hs.paired_deltas(rows, "baseline")}
 
 
-def test_card_carries_provenance_and_checks_the_summary():
+def _card(results):
+    return {"card": "t", "command": "c", "provenance": cards.provenance(), "results": results}
+
+
+def test_card_carries_provenance_and_checks_summary_and_deltas():
     card = cards.make_card(_results(), "t", "papermill x.ipynb y.ipynb -p preset full", threads=1)
     assert set(cards.CARD_KEYS) <= set(card)
     prov = card["provenance"]
     assert prov["threads"] == 1 and prov["torch"] and prov["date"].endswith("Z")
     assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
-    # 2 rows x 4 metrics x (mean, std)
-    assert cards.check_card(card) == 16
+    # summary: 2 rows x 4 metrics x (mean, std); deltas: 1 row x 4 metrics x 2
+    assert cards.check_card(card) == {"checked": 24, "unchecked": []}
 
 
 @pytest.mark.parametrize("tamper, msg", [
     (lambda r: r["summary"]["has"]["zsl_t1"].__setitem__("mean", 0.86), "mean"),
     (lambda r: r["summary"]["has"]["gzsl_h"].__setitem__("std", 0.0), "std"),
+    (lambda r: r["summary"]["has"]["gzsl_h"].__setitem__("mean", "0.2125"), "not a number"),
     (lambda r: r["rows"].pop(), "n=3"),
-    (lambda r: r["rows"][1].__setitem__("seed", 0), "repeated"),
-    (lambda r: r["rows"].__setitem__(slice(3, 6), []), "no rows"),
+    (lambda r: r["rows"][1].__setitem__("seed", 0), "twice"),
+    (lambda r: r["rows"][1].__setitem__("seed", "1"), "not an integer"),
+    (lambda r: r["rows"][2].pop("seed"), "'name' and a 'seed'"),
+    (lambda r: r["rows"].__setitem__(slice(3, 6), []), "has the rows"),
+    (lambda r: r["summary"].pop("has"), "has the rows"),
+    (lambda r: r.__setitem__("rows", []), "holds no rows"),
+    (lambda r: r["paired_deltas"]["has"]["zsl_t1"].__setitem__("mean", 0.0), "seed-paired"),
+    (lambda r: r["paired_deltas"]["has"]["zsl_t1"].__setitem__("worse", 3), "worse"),
 ])
 def test_a_summary_that_does_not_match_its_rows_is_refused(tamper, msg):
     res = _results()
@@ -44,14 +57,41 @@ def test_a_summary_that_does_not_match_its_rows_is_refused(tamper, msg):
         cards.make_card(res, "t", "cmd")
 
 
-def test_nested_and_named_blocks_are_checked():
+def test_nested_named_and_listed_blocks_are_checked():
     inner = _results()
     res = {"ablations": {"table5": {"rows": inner["rows"], "summary": inner["summary"]}},
-           "table3_rows": inner["rows"], "table3": copy.deepcopy(inner["summary"])}
-    assert cards.check_card(cards.make_card(res, "t", "cmd")) == 32
+           "table3_rows": inner["rows"], "table3": copy.deepcopy(inner["summary"]),
+           "table3_deltas": hs.paired_deltas(inner["rows"], "baseline"),
+           "per_dataset": [{"rows": inner["rows"], "summary": inner["summary"]}]}
+    assert cards.check_card(cards.make_card(res, "t", "cmd")) == {"checked": 56, "unchecked": []}
     res["table3"]["baseline"]["zsl_t1"]["mean"] += 1e-6
-    with pytest.raises(ZSLabError, match=r"results\.table3\['baseline'\]\['zsl_t1'\] mean"):
-        cards.check_card({"card": "t", "command": "c", "provenance": cards.provenance(), "results": res})
+    with pytest.raises(ZSLabError, match=r"results\.table3\.baseline\.zsl_t1 mean"):
+        cards.check_card(_card(res))
+    bad = {"per_dataset": [{"rows": inner["rows"], "summary": copy.deepcopy(inner["summary"])}]}
+    bad["per_dataset"][0]["summary"]["has"]["gzsl_s"]["std"] = 1.0
+    with pytest.raises(ZSLabError, match=r"per_dataset\[0\]\.summary\.has\.gzsl_s std"):
+        cards.check_card(_card(bad))
+
+
+def test_nan_rows_give_nan_summaries_stored_as_null():
+    rows = [{"name": "x", "seed": s, "gzsl_cs_h": float("nan"), "zs_clean": 0.5 + 0.1 * s} for s in range(3)]
+    res = {"robustness_rows": rows, "robustness": hs.summarize(rows, metrics=("gzsl_cs_h", "zs_clean"))}
+    card = cards.make_card(res, "t", "cmd")
+    assert card["results"]["robustness"]["x"]["gzsl_cs_h"]["mean"] is None  # not a bare NaN in the JSON
+    json.loads(json.dumps(card, allow_nan=False))
+    assert cards.check_card(json.loads(json.dumps(card)))["checked"] == 4
+    res["robustness"]["x"]["gzsl_cs_h"]["mean"] = 0.1  # a number where the rows give NaN
+    with pytest.raises(ZSLabError, match="mean 0.1"):
+        cards.check_card(_card(res))
+
+
+def test_statistics_without_rows_are_listed_unchecked():
+    res = {"sweeps": {"lambda_rel": hs.summarize([{"name": "0.1", "seed": 0, "zsl_t1": 0.5, "gzsl_u": 0.1,
+                                                    "gzsl_s": 0.1, "gzsl_h": 0.1}])},
+           "apn": {"zsl_t1": {"mean": 0.8, "std": 0.0, "n": 1}}}
+    out = cards.check_card(cards.make_card(res, "t", "cmd"))
+    assert out["checked"] == 0
+    assert "results.apn.zsl_t1" in out["unchecked"] and "results.sweeps.lambda_rel['0.1'].zsl_t1" in out["unchecked"]
 
 
 @pytest.mark.parametrize("bad, msg", [
@@ -85,8 +125,9 @@ def test_cli_make_and_check(tmp_path, capsys):
     path = tmp_path / "cards" / "demo.json"
     card = json.loads(path.read_text())
     assert card["results"] == _results() and card["provenance"]["threads"] == 2
+    capsys.readouterr()
     assert cards.main(["check", str(path)]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["checked"] == 16
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["checked"] == 24
     card["results"]["summary"]["has"]["zsl_t1"]["mean"] = 0.5
     path.write_text(json.dumps(card))
     assert cards.main(["check", str(path)]) == 2
@@ -100,3 +141,4 @@ def test_committed_cards_are_consistent(path):
     card = cards.load_card(path)
     assert card["card"] == path.stem
     assert card["provenance"]["git_commit"], "a committed card names the commit that made it"
+    assert math.isfinite(len(json.dumps(card, allow_nan=False)))  # strict JSON

@@ -126,6 +126,10 @@ def test_atomic_writes_get_the_umask_mode(tmp_path):
     assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644  # as open() would make it, not mkstemp's 0600
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    os.chmod(tmp_path / "m.json", 0o640)  # a mode the user set by hand survives a rewrite
+    atomic_write_json({"a": 2}, tmp_path / "m.json")
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o640 and json.loads((tmp_path / "m.json").read_text()) == {"a": 2}
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):

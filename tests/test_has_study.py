@@ -123,6 +123,9 @@ def test_paired_deltas_pair_by_seed():
     # the unpaired stds (0.1 and 0.097) would hide a consistent change; the paired one does not
     assert d["rot"]["zsl_t1"]["std"] < hs.summarize(rows, metrics=("zsl_t1",))["rot"]["zsl_t1"]["std"] / 4
     assert d["new"]["zsl_t1"] == {"mean": pytest.approx(-0.1), "std": 0.0, "n": 1, "worse": 1}
+    assert d["rot"]["baseline"] == "none"
+    with pytest.raises(ZSLabError, match="seed 2 twice"):
+        hs.paired_deltas(rows + [{"name": "rot", "seed": 2, "zsl_t1": 0.1}], "none", metrics=("zsl_t1",))
     with pytest.raises(ZSLabError, match="baseline row 'mixup'"):
         hs.paired_deltas(rows, "mixup", metrics=("zsl_t1",))
     with pytest.raises(ZSLabError, match="shares no seed"):

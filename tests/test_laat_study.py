@@ -81,7 +81,8 @@ def test_full_preset_cifar10(tmp_path):
     # the schedule that trains past chance (module doc): 1,000 images per class, 15 epochs, ×0.1 after 10,
     # and 500 images per validation class for the checkpoint choice
     mpc = cfg["data"]["max_per_class"]
-    assert (cfg["epochs"], cfg["lr_milestones"], mpc["train"], mpc["val_unseen"]) == (15, [10], 1000, 500)
+    assert (cfg["epochs"], cfg["lr_milestones"], mpc["train"], mpc["val_unseen"], mpc["val_seen"]) == (
+        15, [10], 1000, 500, 100)
 
 
 class _FakeData:
@@ -122,7 +123,8 @@ def test_summarize_and_learning_curves():
     assert s["y"]["gzsl_pgd"] == {"mean": 0.5, "std": 0.0, "n": 1} and s["x"]["table"] == "t"
     assert "val_zs" not in s["x"]
     # calibrated-stacking GZSL: summarised when asked for, never copied as a first-seed "tag"
-    rows = [dict(r, gzsl_cs_u=0.1 * i, gzsl_cs_s=0.2, gzsl_cs_h=0.3 + 0.1 * i) for i, r in enumerate(_rows())]
+    rows = [dict(r, gzsl_cs_u=0.1 * i, gzsl_cs_s=0.2, gzsl_cs_h=0.3 + 0.1 * i, gzsl_cs_h_uncalibrated=0.0)
+            for i, r in enumerate(_rows())]
     assert not set(ls.CS_METRICS) & set(ls.summarize(rows)["x"])
     cs = ls.summarize(rows, metrics=ls.METRICS + ls.CS_METRICS)
     assert math.isclose(cs["x"]["gzsl_cs_h"]["mean"], 0.35) and cs["y"]["gzsl_cs_u"]["n"] == 1

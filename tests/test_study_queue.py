@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,6 +147,23 @@ def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys):
                     str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all("laat-seed0-" in l and l.endswith("to do") for l in out)
+    # a finished LAAT run is recognised by LAAT's metrics (it has no zsl_t1)
+    import json
+    from zslab.experiments import laat_study as ls
+
+    run = sq.queue_runs("smoke", ("laat_robustness",), seeds=[0])[0]
+    rd = sq._run_dir(tmp_path, run["config"])
+    rd.mkdir()
+    (rd / "config.json").write_text(json.dumps(run["config"]))
+    (rd / "metrics.json").write_text(json.dumps({"history": [{}] * run["config"]["epochs"],
+                                                 "final": {m: 0.5 for m in ls.METRICS}}))
+    sq.main(["--preset", "smoke", "--tables", "laat_robustness", "--seeds", "0", "--cache-dir", str(tmp_path),
+             "--dry-run"])
+    assert capsys.readouterr().out.splitlines()[0].endswith("finished")
+    # the default caches are the notebooks', wherever the command runs from
+    root = Path(sq.__file__).resolve().parents[2]
+    assert sq.default_cache_dir("laat") == root / "notebooks" / "runs" / "laat_study"
+    assert sq.default_cache_dir("has") == root / "notebooks" / "runs" / "study"
     with pytest.raises(SystemExit):
         sq.main(["--preset", "smoke", "--tables", "table2", "laat_robustness", "--dry-run"])
     assert "different caches" in capsys.readouterr().err

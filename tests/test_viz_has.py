@@ -77,6 +77,9 @@ def test_delta_bars_from_paired_deltas():
     assert any("seed-paired" in t.get_text() for t in ax.texts)
     with pytest.raises(KeyError, match="deltas lack"):
         viz.delta_bars(s, baseline="none", deltas={})
+    with pytest.raises(ValueError, match="against"):
+        viz.delta_bars(s, baseline="none", deltas={"rotate": dict(deltas["rotate"], baseline="mixup")})
+    viz.delta_bars({"none": s["none"]}, baseline="none", deltas={})  # nothing to compare: an empty plot
 
 
 def test_distortion_heatmap_values():

@@ -11,10 +11,11 @@ tables cite them. ::
         --command "papermill notebooks/11_has_vs_apn.ipynb ... -p preset full" --threads 1
     python -m zslab.experiments.cards check results/*.json
 
-:func:`check_card` re-derives every summary the results hold (a ``summary``, ``table3`` or
-``robustness`` block of ``{row: {metric: {"mean", "std", "n"}}}``) from the per-seed rows beside
-it (``rows``, ``table3_rows``, ``robustness_rows``), so a card edited by hand, or one whose rows
-and summary come from different runs, is caught.
+:func:`check_card` re-derives every summary that has per-seed rows beside it (``rows`` with
+``summary`` and ``paired_deltas``; ``table3_rows`` with ``table3`` and ``table3_deltas``; any
+``<stem>_rows`` with ``<stem>``): means, sample stds, counts and seed-paired differences. A card
+edited by hand, or one whose rows and summary come from different runs, is refused, and the
+statistics no rows stand behind are listed as unchecked. NaN is stored as JSON null.
 """
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def make_card(results: dict, name: str, command: str, threads: int | None = None
         raise ZSLabError(f"card name {name!r} must be a plain file stem such as '11_has_vs_apn_full'")
     if not command or not command.strip():
         raise ZSLabError("a results card needs the command that reproduces it")
-    card = {"card": name, "command": command.strip(), "provenance": provenance(threads), "results": results}
+    card = {"card": name, "command": command.strip(), "provenance": provenance(threads),
+            "results": _nan_to_none(results)}
     if note:
         card["note"] = note
     check_card(card)
@@ -125,21 +127,27 @@ def _is_stat(v) -> bool:
     return isinstance(v, dict) and {"mean", "std", "n"} <= set(v)
 
 
-def _summary_pairs(obj, path: str = "results"):
-    """(path, rows, summary) for every block of per-seed rows with a summary beside it."""
-    if isinstance(obj, dict):
-        for k, rows in obj.items():
-            if k.endswith("rows") and isinstance(rows, list) and rows and all(
-                    isinstance(r, dict) and "name" in r and "seed" in r for r in rows):
-                stem = k[:-len("_rows")] if k.endswith("_rows") else None
-                for sk in ([stem] if stem else []) + ["summary"]:
-                    s = obj.get(sk)
-                    if isinstance(s, dict) and s and all(isinstance(e, dict) for e in s.values()) and any(
-                            _is_stat(v) for e in s.values() for v in e.values()):
-                        yield f"{path}.{k}", rows, f"{path}.{sk}", s
-                        break
-        for k, v in obj.items():
-            yield from _summary_pairs(v, f"{path}.{k}")
+def _p(keys: tuple) -> str:
+    """A readable path: results.table3['cutmix']['zsl_t1']."""
+    out = "results"
+    for k in keys:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if str(k).isidentifier() else f"[{k!r}]")
+    return out
+
+
+def _num(v, keys: tuple) -> float:
+    """A number (``None`` is NaN, as cards store it); anything else is an error."""
+    if v is None:
+        return math.nan
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ZSLabError(f"{_p(keys)}: {v!r} is not a number")
+    return float(v)
+
+
+def _same(a: float, b: float, tol: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol
 
 
 def _mean_std(vals: list[float]) -> tuple[float, float]:
@@ -148,46 +156,148 @@ def _mean_std(vals: list[float]) -> tuple[float, float]:
     return m, s
 
 
-def check_card(card: dict, where: str = "card", tol: float = 1e-9) -> int:
-    """Check a card's structure, and that every summary equals the mean and sample std of the
-    per-seed rows beside it (same rows per name, one row per seed). Returns how many summary
-    statistics were re-derived; raises :class:`ZSLabError` naming the first mismatch."""
+def _walk(obj, keys: tuple = ()):
+    """(keys, value) of every node, depth first."""
+    yield keys, obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        yield from _walk(v, keys + (k,))
+
+
+def _rows_by_name(rows: list, keys: tuple) -> dict[str, dict[int, dict]]:
+    by_name: dict[str, dict[int, dict]] = {}
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or "name" not in r or "seed" not in r:
+            raise ZSLabError(f"{_p(keys + (i,))} is not a row with a 'name' and a 'seed'")
+        seed = r["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ZSLabError(f"{_p(keys + (i,))}: seed {seed!r} is not an integer")
+        mine = by_name.setdefault(str(r["name"]), {})
+        if seed in mine:
+            raise ZSLabError(f"{_p(keys)} has seed {seed} twice for {r['name']!r}")
+        mine[seed] = r
+    return by_name
+
+
+def _check_summary(rows_keys, by_name, sum_keys, summary, tol, done: set) -> int:
+    if set(summary) != set(by_name):
+        raise ZSLabError(f"{_p(sum_keys)} has the rows {sorted(summary)} but {_p(rows_keys)} has {sorted(by_name)}")
+    checked = 0
+    for name, entry in summary.items():
+        rs = list(by_name[name].values())
+        for metric, st in (entry.items() if isinstance(entry, dict) else ()):
+            if not _is_stat(st):
+                continue
+            at = sum_keys + (name, metric)
+            vals = [_num(r[metric], rows_keys + (name, metric)) for r in rs if metric in r]
+            if st["n"] != len(vals) or len(vals) != len(rs):
+                raise ZSLabError(f"{_p(at)} says n={st['n']}, {_p(rows_keys)} has {len(vals)} of {len(rs)} rows with it")
+            m, sd = _mean_std(vals)
+            for label, want in (("mean", m), ("std", sd)):
+                got = _num(st[label], at + (label,))
+                if not _same(got, want, tol):
+                    raise ZSLabError(f"{_p(at)} {label} {got} ≠ {want} from the rows in {_p(rows_keys)}")
+            checked += 2
+            done.add(at)
+    return checked
+
+
+def _check_deltas(rows_keys, by_name, d_keys, deltas, tol, done: set) -> int:
+    """Seed-paired differences (:func:`zslab.experiments.has_study.paired_deltas`) re-derived."""
+    named = {e.get("baseline") for e in deltas.values() if isinstance(e, dict)} - {None}
+    bases = named or (set(by_name) - set(deltas))  # older deltas: the one row name they lack
+    if len(bases) != 1 or next(iter(bases)) not in by_name:
+        raise ZSLabError(f"{_p(d_keys)}: cannot tell its baseline row (candidates {sorted(bases)})")
+    baseline = next(iter(bases))
+    if set(deltas) != set(by_name) - {baseline}:
+        raise ZSLabError(f"{_p(d_keys)} has the rows {sorted(deltas)}, {_p(rows_keys)} has "
+                         f"{sorted(set(by_name) - {baseline})} besides the baseline {baseline!r}")
+    base, checked = by_name[baseline], 0
+    for name, entry in deltas.items():
+        mine = by_name[name]
+        seeds = sorted(set(mine) & set(base))
+        for metric, st in entry.items():
+            if not _is_stat(st):
+                continue
+            at = d_keys + (name, metric)
+            diffs = [_num(mine[s][metric], rows_keys) - _num(base[s][metric], rows_keys) for s in seeds]
+            if st["n"] != len(diffs):
+                raise ZSLabError(f"{_p(at)} says n={st['n']}, the rows pair {len(diffs)} seeds with {baseline!r}")
+            m, sd = _mean_std(diffs) if diffs else (math.nan, math.nan)
+            want = {"mean": m, "std": sd, "worse": float(sum(d < 0 for d in diffs))}
+            for label in ("mean", "std", "worse"):
+                if label in st and not _same(_num(st[label], at + (label,)), want[label], tol):
+                    raise ZSLabError(f"{_p(at)} {label} {st[label]} ≠ {want[label]} from the seed-paired rows "
+                                     f"in {_p(rows_keys)}")
+            checked += 2
+            done.add(at)
+    return checked
+
+
+def check_card(card: dict, where: str = "card", tol: float = 1e-9) -> dict:
+    """Check a card's structure and re-derive its summaries from its per-seed rows.
+
+    For every list of rows (a key ``<stem>_rows``, or ``rows``, whose items carry a ``name``):
+    every row has a ``name`` and an integer ``seed``, and no seed repeats within a name; the
+    summary beside it (key ``<stem>``, or ``summary`` beside ``rows``) has exactly the rows'
+    names and equals their mean and sample std (NaN where a row is NaN; cards store NaN as
+    null); seed-paired differences beside it (``<stem>_deltas``, or ``paired_deltas`` beside
+    ``rows``) equal the rows' differences. A summary beside an empty rows list is an error.
+    Returns ``{"checked": statistics re-derived, "unchecked": paths of the {mean, std, n}
+    statistics that no rows stand behind}``; raises :class:`ZSLabError` naming the first
+    mismatch, prefixed by ``where``."""
+    try:
+        return _check_card(card, tol)
+    except ZSLabError as e:
+        raise ZSLabError(f"{where}: {e}") from None
+
+
+def _check_card(card, tol: float) -> dict:
     if not isinstance(card, dict):
-        raise ZSLabError(f"{where}: a card is a JSON object")
+        raise ZSLabError("a card is a JSON object")
     missing = [k for k in CARD_KEYS if k not in card]
     if missing:
-        raise ZSLabError(f"{where}: missing card keys {missing} (a card has {', '.join(CARD_KEYS)})")
+        raise ZSLabError(f"missing card keys {missing} (a card has {', '.join(CARD_KEYS)})")
     prov = card["provenance"]
     if not isinstance(prov, dict) or [k for k in PROVENANCE_KEYS if k not in prov]:
-        raise ZSLabError(f"{where}: provenance must have {', '.join(PROVENANCE_KEYS)}")
-    if not isinstance(card["results"], dict):
-        raise ZSLabError(f"{where}: 'results' must be the notebook's results object")
-    checked = 0
-    for rows_path, rows, sum_path, summary in _summary_pairs(card["results"]):
-        by_name: dict[str, list[dict]] = {}
-        for r in rows:
-            by_name.setdefault(r["name"], []).append(r)
-        for name, entry in summary.items():
-            rs = by_name.get(name)
-            if not rs:
-                raise ZSLabError(f"{where}: {sum_path}[{name!r}] has no rows in {rows_path}")
-            seeds = [r["seed"] for r in rs]
-            if len(set(seeds)) != len(seeds):
-                raise ZSLabError(f"{where}: {rows_path} has seed(s) repeated for {name!r}: {seeds}")
-            for metric, st in entry.items():
-                if not _is_stat(st):
-                    continue
-                vals = [float(r[metric]) for r in rs if metric in r]
-                if st["n"] != len(vals) or len(vals) != len(rs):
-                    raise ZSLabError(f"{where}: {sum_path}[{name!r}][{metric!r}] says n={st['n']}, "
-                                     f"{rows_path} has {len(vals)} of {len(rs)} rows with it")
-                m, s = _mean_std(vals)
-                for label, got, want in (("mean", st["mean"], m), ("std", st["std"], s)):
-                    if not math.isclose(float(got), want, rel_tol=0, abs_tol=tol):
-                        raise ZSLabError(f"{where}: {sum_path}[{name!r}][{metric!r}] {label} {got} "
-                                         f"≠ {want} from the rows in {rows_path}")
-                checked += 2
-    return checked
+        raise ZSLabError(f"provenance must have {', '.join(PROVENANCE_KEYS)}")
+    results = card["results"]
+    if not isinstance(results, dict):
+        raise ZSLabError("'results' must be the notebook's results object")
+    checked, done = 0, set()
+    for keys, holder in _walk(results):
+        if not isinstance(holder, dict):
+            continue
+        for key, rows in list(holder.items()):
+            if not (key.endswith("rows") and isinstance(rows, list)):
+                continue
+            stem = key[:-len("_rows")] if key.endswith("_rows") else None
+            sum_key, delta_key = (stem, f"{stem}_deltas") if stem else ("summary", "paired_deltas")
+            summary, deltas = holder.get(sum_key), holder.get(delta_key)
+            if not rows:
+                if isinstance(summary, dict) and any(p for p, v in _walk(summary) if _is_stat(v)):
+                    raise ZSLabError(f"{_p(keys + (sum_key,))} has statistics but {_p(keys + (key,))} holds no rows")
+                continue
+            if not any(isinstance(r, dict) and "name" in r for r in rows):
+                continue
+            by_name = _rows_by_name(rows, keys + (key,))
+            if isinstance(summary, dict) and summary:
+                checked += _check_summary(keys + (key,), by_name, keys + (sum_key,), summary, tol, done)
+            if isinstance(deltas, dict) and deltas:
+                checked += _check_deltas(keys + (key,), by_name, keys + (delta_key,), deltas, tol, done)
+    unchecked = [_p(k) for k, v in _walk(results) if _is_stat(v) and k not in done]
+    return {"checked": checked, "unchecked": unchecked}
+
+
+def _nan_to_none(obj):
+    """NaN and ±inf as JSON null (strict JSON parsers reject a bare NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 # --------------------------------------------------------------------------------- CLI
@@ -210,8 +320,7 @@ def main(argv=None) -> int:
         else:
             for p in a.cards:
                 card = load_card(p)
-                print(json.dumps({"card": p, "checked": check_card(card, where=p),
-                                  "commit": card["provenance"]["git_commit"]}))
+                print(json.dumps({"card": p, **check_card(card, where=p), "commit": card["provenance"]["git_commit"]}))
     except ZSLabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -304,10 +304,14 @@ def paired_deltas(rows: list[dict], baseline: str, by: str = "name", metrics=MET
     number of seeds where the row is below the baseline. Within a seed both runs start from the
     same initialisation and batch order, so the paired std is the honest error bar of a change
     (the two rows' own stds also hold the seed-to-seed spread they share). Only seeds that both
-    rows ran count (``n``); a row with none in common is an error."""
+    rows ran count (``n``); a row with none in common, or a seed twice in one row, is an error.
+    Each entry names its ``baseline``."""
     groups: dict[str, dict[int, dict]] = {}
     for r in rows:
-        groups.setdefault(r[by], {})[int(r["seed"])] = r
+        g = groups.setdefault(r[by], {})
+        if int(r["seed"]) in g:
+            raise ZSLabError(f"row {r[by]!r} has seed {int(r['seed'])} twice")
+        g[int(r["seed"])] = r
     if baseline not in groups:
         raise ZSLabError(f"baseline row {baseline!r} not among the rows ({', '.join(groups)})")
     base = groups[baseline]
@@ -318,7 +322,7 @@ def paired_deltas(rows: list[dict], baseline: str, by: str = "name", metrics=MET
         seeds = sorted(set(by_seed) & set(base))
         if not seeds:
             raise ZSLabError(f"row {name!r} shares no seed with the baseline {baseline!r}")
-        entry = {"seeds": seeds}
+        entry = {"baseline": baseline, "seeds": seeds}
         for m in metrics:
             d = torch.tensor([float(by_seed[s][m]) - float(base[s][m]) for s in seeds], dtype=torch.float64)
             entry[m] = {"mean": float(d.mean()), "std": float(d.std(unbiased=True)) if len(d) > 1 else 0.0,

@@ -36,14 +36,23 @@ from zslab import ZSLabError
 from zslab.experiments import has_study as hs
 from zslab.experiments import laat_study as ls
 
-__all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "queue_runs", "claim", "release",
-           "run_queue", "main"]
+__all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs", "claim",
+           "release", "run_queue", "main"]
 
 HAS_TABLES = ("table2", "augment", "sweeps")
 LAAT_TABLES = ("laat_robustness", "laat_curves", "laat_table4", "laat_table5", "laat_table6", "laat_tableS1")
 TABLES = HAS_TABLES + LAAT_TABLES
 #: where each study's notebooks look for their runs (relative to the repository root)
 DEFAULT_CACHE_DIRS = {"has": "notebooks/runs/study", "laat": "notebooks/runs/laat_study"}
+
+
+def default_cache_dir(study: str) -> Path:
+    """The notebooks' cache of ``study`` ("has" | "laat") in this source checkout (found from
+    the package's location, whatever the working directory), or relative to the working
+    directory when zslab is installed outside a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    base = root if (root / "notebooks").is_dir() else Path.cwd()
+    return base / DEFAULT_CACHE_DIRS[study]
 
 
 def _study(table: str) -> str:
@@ -86,7 +95,7 @@ def queue_runs(preset: str = "full", tables=("augment", "table2"), seeds=None,
             if _study(t) == "laat":
                 if s not in laat_seeds:
                     continue
-                runs = _laat_runs(t, preset, s, data_root, cache_dir or DEFAULT_CACHE_DIRS["laat"])
+                runs = _laat_runs(t, preset, s, data_root, cache_dir or default_cache_dir("laat"))
             elif s not in has_seeds:
                 continue
             elif t == "table2":
@@ -227,15 +236,16 @@ def main(argv=None) -> int:
     overrides = {k: parse_value(v) for k, v in map(_split, a.set)}
     studies = {_study(t) for t in a.tables}
     if a.cache_dir is None and len(studies) > 1:
-        ap.error("HAS and LAAT tables keep their runs in different caches: queue them in two commands, "
-                 "or give --cache-dir")
-    cache_dir = Path(a.cache_dir or DEFAULT_CACHE_DIRS[studies.pop()])
+        ap.error("HAS and LAAT tables keep their runs in different caches (notebooks 10-13 read "
+                 f"{DEFAULT_CACHE_DIRS['has']}, notebook 21 {DEFAULT_CACHE_DIRS['laat']}): queue them in two "
+                 "commands, or give --cache-dir and the same cache_dir to the notebooks")
+    cache_dir = Path(a.cache_dir) if a.cache_dir else default_cache_dir(studies.pop())
     runs = queue_runs(a.preset, a.tables, a.seeds, overrides, data_root=a.data_root, cache_dir=cache_dir)
     if a.dry_run:
         for r in runs:
             rd = _run_dir(cache_dir, r["config"])
             holder = _holder(rd)
-            state = "finished" if hs._finished(rd, r["config"]) is not None else (
+            state = "finished" if hs._finished(rd, r["config"], _metrics(r["config"])) is not None else (
                 f"training (pid {holder})" if holder else "partial" if (rd / "config.json").exists() else "to do")
             print(f"{r['name']:>16}  seed {r['config']['seed']}  {rd.name}  {state}")
         return 0

@@ -101,6 +101,8 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
     names = [n for n in summary if n != baseline]
     if deltas is not None and [n for n in names if n not in deltas]:
         raise KeyError(f"deltas lack the rows {[n for n in names if n not in deltas]}")
+    if deltas is not None and names and {deltas[n].get("baseline", baseline) for n in names} != {baseline}:
+        raise ValueError(f"deltas are against {sorted({deltas[n].get('baseline') for n in names})}, not {baseline!r}")
     w_in = max(6.0, 0.8 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(w_in, 4.0))
     width = 0.8 / len(metrics)
@@ -114,7 +116,7 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
             e = [100 * deltas[n][m]["std"] for n in names]
         bars = ax.bar(x + (j - (len(metrics) - 1) / 2) * width, d, width, yerr=e, capsize=2,
                       label=METRIC_LABELS.get(m, m))
-        if deltas is not None and max(deltas[n][m]["n"] for n in names) > 1:
+        if deltas is not None and max((deltas[n][m]["n"] for n in names), default=0) > 1:
             ax.bar_label(bars, labels=[f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}" for n in names],
                          fontsize=6, padding=2)
     ax.axhline(0, color="k", lw=0.8)
@@ -122,7 +124,7 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
     ax.set_xticklabels(names, rotation=35, ha="right")
     ax.set_ylabel(f"change vs '{baseline}' (percentage points)")
     if deltas is not None:
-        n = max(deltas[k][m]["n"] for k in names for m in metrics)
+        n = max((deltas[k][m]["n"] for k in names for m in metrics), default=0)
         note = f"seed-paired change over {n} seed(s), error bar = std" + (
             "; label: seeds below the baseline" if n > 1 else "")
         ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")

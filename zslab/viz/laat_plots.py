@@ -19,7 +19,7 @@ __all__ = ["LAAT_METRIC_LABELS", "anchor_curves", "ablation_bars", "ablation_tab
 
 LAAT_METRIC_LABELS = {"zs_clean": "ZS clean (%)", "zs_pgd": "ZS PGD (%)", "gzsl_clean": "GZSL clean (%)",
                       "gzsl_pgd": "GZSL PGD (%)", "gzsl_cs_u": "GZSL-CS U (%)", "gzsl_cs_s": "GZSL-CS S (%)",
-                      "gzsl_cs_h": "GZSL-CS H (%)"}
+                      "gzsl_cs_h": "GZSL-CS H (%)", "gzsl_cs_h_uncalibrated": "GZSL H, μ=0 (%)"}
 
 
 def anchor_curves(curves: dict[str, dict], title: str = "Validation zero-shot accuracy per epoch (LAAT Fig. 3)",
