@@ -76,6 +76,9 @@ def test_sweep_configs_sorted_and_setting_the_right_keys():
     assert [r["value"] for r in full] == sorted(r["value"] for r in full)
     div = hs.sweep_configs("lambda_div", "smoke", values=[10.0], seeds=[0])[0]["config"]
     assert div["has_lambda_att_mag"] == pytest.approx(1e-3) and div["has_lambda_att_ent"] == pytest.approx(1.0)
+    ent = hs.sweep_configs("lambda_att_ent", "full", seeds=[0])
+    assert [r["config"]["has_lambda_att_ent"] for r in ent] == [-1.0, -0.1, 0.0, 0.1]
+    assert {r["config"]["has_lambda_att_mag"] for r in ent} == {1e-4}  # only the entropy weight moves
     with pytest.raises(ZSLabError, match="unknown sweep"):
         hs.sweep_configs("lambda_x")
 

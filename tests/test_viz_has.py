@@ -53,6 +53,12 @@ def test_sensitivity_curves_panels_points_and_baseline():
     hlines = [ln for ln in a.lines if list(ln.get_xdata()) == [0, 1]]
     assert any(np.allclose(ln.get_ydata(), 40.0) for ln in hlines)
     assert [t.get_text() for t in b.get_xticklabels()] == ["1", "4"]  # step size shown in /255
+    # five sweeps wrap onto two rows of three (no empty sixth panel); a sign sweep keeps a linear axis
+    five = {f"p{i}": sweeps["lambda_rel"] for i in range(4)}
+    five["att_ent"] = {f"e{v}": {"value": v, **entry(zsl_t1=0.3, gzsl_h=0.2)} for v in (-1.0, -0.1, 0.0, 0.1)}
+    fig = viz.sensitivity_curves(five)
+    assert len(fig.axes) == 5 and fig.get_size_inches()[1] > 7
+    assert fig.axes[4].get_title() == "(e) att_ent" and fig.axes[4].get_xscale() == "linear"
 
 
 def test_delta_bars_heights():

@@ -229,7 +229,9 @@ SENSITIVITY = [
 HAS trained with one generator weight varied at a time, the others at their defaults (`zslab.has.HASConfig`):
 (a) the reliability weight λ_rel of L_REL (Eq. 6), (b) the robustness weight λ_rob of L_ROB (Eq. 5),
 (c) the diversity weight of L_DIV (Eq. 7; both attention terms scaled together) and (d) the step size α of
-each signed-gradient step (the paper's "perturbation strength ε"). Dashed lines: the APN baseline.
+each signed-gradient step (the paper's "perturbation strength ε"), and, beyond the paper, (e) the attention-entropy
+weight of L_DIV alone, across its sign: the official scripts use −1 (CUB) and −0.1 (AwA2), which sharpen the
+attribute attention, and +0.1 (SUN), which flattens it as Eq. 7 says. Dashed lines: the APN baseline.
 The paper names these λ1 (reliability), λ2 (robustness), λ3 (diversity) in Fig. 4 but numbers them the
 other way in Eq. 3; zslab names the terms instead."""),
     _params("runs/sensitivity", '\nsweeps = None             # None: all of zslab.experiments.SWEEPS'),

@@ -76,7 +76,7 @@ STUDY_PRESETS: dict[str, dict] = {
     },
 }
 
-#: Fig. 4 sweeps: config key(s) set per value. ``lambda_div`` scales both parts of L_DIV
+#: Fig. 4 sweeps (and the sign of the attention-entropy weight): config key(s) set per value. ``lambda_div`` scales both parts of L_DIV
 #: (Eq. 7) together, relative to their defaults (λ_att_mag = 1e-4, λ_att_ent = 0.1), since the
 #: paper has one diversity weight λ3. ``step_size`` is the per-step perturbation α in [0, 1]
 #: pixel units (the paper's "perturbation strength ε" ∈ {1, 2, 4, 8}/255, §4.4).
@@ -89,6 +89,11 @@ SWEEPS: dict[str, dict] = {
                    "keys": lambda v: {"has_lambda_att_mag": 1e-4 * v, "has_lambda_att_ent": 0.1 * v}},
     "step_size": {"label": "step size α (×1/255)", "values": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "default": 2 / 255,
                   "keys": lambda v: {"has_step_size": v}},
+    # beyond Fig. 4: the official scripts disagree on the *sign* of the attention-entropy weight
+    # (CUB −1 and AwA2 −0.1 sharpen the attention, SUN +0.1 flattens it as the paper's Eq. 7 says; GUIDE §2)
+    "lambda_att_ent": {"label": "attention-entropy weight λ_att_ent (Eq. 7; < 0 sharpens attention as the official "
+                                "CUB/AwA2 scripts, > 0 flattens it as the paper)", "values": (-1.0, -0.1, 0.0, 0.1),
+                       "default": 0.1, "keys": lambda v: {"has_lambda_att_ent": v}},
 }
 
 

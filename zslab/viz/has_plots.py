@@ -61,8 +61,13 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
     ``baseline``: an APN summary entry drawn as dashed horizontal lines.
     """
     params = list(sweeps)
-    fig, axes = plt.subplots(1, len(params), figsize=(4.0 * len(params), 3.6), squeeze=False)
-    for ax, p in zip(axes[0], params):
+    ncols = len(params) if len(params) <= 4 else 3  # five or more panels wrap onto rows of three
+    nrows = math.ceil(len(params) / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.8 * nrows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(params):]:
+        fig.delaxes(ax)
+    for ax, p in zip(axes, params):
         entries = sorted(sweeps[p].values(), key=lambda e: e["value"])
         xs = np.array([e["value"] for e in entries])
         for j, m in enumerate(metrics):
@@ -81,7 +86,7 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"({chr(97 + params.index(p))}) {p}")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
