@@ -78,11 +78,11 @@ def test_full_preset_cifar10(tmp_path):
     assert cfg["data"]["novel"] == "cat,dog,ship" and cfg["data"]["val_classes"] == "deer,truck"
     assert cfg["encoder"] == "minilm" and cfg["arch"] == "conv4-64" and cfg["eval_pgd_steps"] == 20
     assert cfg["pgd_steps"] == 7 and math.isclose(cfg["pgd_eps"], 8 / 255) and cfg["eval_n_way"] == 3
-    # the schedule that trains past chance (module doc): 1,000 images per class, 15 epochs, ×0.1 after 10,
+    # the CPU schedule of the module doc: 700 images per class, 10 epochs, ×0.1 after 7,
     # and 500 images per validation class for the checkpoint choice
     mpc = cfg["data"]["max_per_class"]
     assert (cfg["epochs"], cfg["lr_milestones"], mpc["train"], mpc["val_unseen"], mpc["val_seen"]) == (
-        15, [10], 1000, 500, 100)
+        10, [7], 700, 500, 100)
 
 
 class _FakeData:

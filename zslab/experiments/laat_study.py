@@ -28,10 +28,10 @@ images per class, 2 epochs, PGD-2 training, PGD-3 evaluation) so a notebook runs
 its numbers only check the pipeline. ``full`` — CIFAR-10 image folders (``data_root``) with
 ``cat, dog, ship`` held out as novel and ``deer, truck`` as validation (pseudo-novel) classes
 for model selection and the learning curves, MiniLM anchors, Conv4-64, a CPU-sized schedule
-(1,000 training images per class, 15 epochs with the learning rate ×0.1 after 10, PGD-7
-training at 8/255, PGD-20 evaluation), 3 seeds: about 17 minutes per run on one core. Notebook
-21 at ``full`` trains 15 distinct runs for Fig. 3 and the 4-row study (about 4 CPU-hours) and
-27 more for the ablations of Tables 4, 5, 6 and S1 over 3 seeds (9 per seed);
+(700 training images per class, 10 epochs with the learning rate ×0.1 after 7, PGD-7
+training at 8/255, PGD-20 evaluation), 3 seeds: about 12 minutes per run on one core (63 s per
+epoch). Notebook 21 at ``full`` trains 15 distinct runs for Fig. 3 and the 4-row study (about 3
+CPU-hours) and 27 more for the ablations of Tables 4, 5, 6 and S1 over 3 seeds (9 per seed);
 ``python -m zslab.experiments.study_queue --tables laat_robustness laat_curves --workers N``
 trains them in parallel into the notebook's cache.
 
@@ -40,11 +40,13 @@ all) left every model near chance (training loss ≈ ln 5, PGD accuracy at or be
 3-way novel episodes). On seed 0 with expanded anchors, 15 epochs on 1,000 images per class
 (1,185 SGD steps) raised the adversarial training accuracy from 32 % to 54 %, clean zero-shot
 accuracy from 48.7 % to 59.5 % and PGD-20 zero-shot accuracy from 34.2 % (chance 33.3 %) to
-42.2 %. The validation classes get 500 images each (was 100) because the checkpoint is
-selected on their 2-way zero-shot accuracy, whose binomial standard error on 200 images
-(≈ 2.5–3.5 points at 85–70 % accuracy) was as large as the differences between epochs (1,000
-images: ≈ 1.1–1.5); the training classes keep 100 held-out validation images each (was 30),
-which choose μ of the calibrated GZSL.
+42.2 %, but the validation classes chose epoch 5 of 15 and a run took about 24 minutes on one
+core, so 15 runs did not fit a working session on 2 cores: the preset keeps 70 % of the images
+and 10 epochs (about 550 SGD steps, 9× the first preset). The validation classes get 500
+images each (was 100) because the checkpoint is selected on their 2-way zero-shot accuracy,
+whose binomial standard error on 200 images (≈ 2.5–3.5 points at 85–70 % accuracy) was as large
+as the differences between epochs (1,000 images: ≈ 1.1–1.5); the training classes keep 100
+held-out validation images each (was 30), which choose μ of the calibrated GZSL.
 """
 from __future__ import annotations
 
@@ -112,10 +114,10 @@ STUDY_PRESETS: dict[str, dict] = {
     "full": {
         "dataset": "folder",
         "train_preset": "full",
-        "overrides": {"epochs": 15, "lr_milestones": [10], "eval_n_way": 3, "eval_n_query": 20, "eval_episodes": 200,
+        "overrides": {"epochs": 10, "lr_milestones": [7], "eval_n_way": 3, "eval_n_query": 20, "eval_episodes": 200,
                       "eval_episodes_attacked": 10, "gzsl_per_class": 30, "progress": False,
                       "data": {"novel": ",".join(CIFAR10_NOVEL), "val_classes": ",".join(CIFAR10_VAL),
-                               "max_per_class": {"train": 1000, "val_seen": 100, "val_unseen": 500, "test_seen": 50,
+                               "max_per_class": {"train": 700, "val_seen": 100, "val_unseen": 500, "test_seen": 50,
                                                  "test_unseen": 150}}},
         "seeds": (0, 1, 2),
         "robustness_rows": None,
