@@ -29,7 +29,7 @@ its numbers only check the pipeline. ``full`` — CIFAR-10 image folders (``data
 ``cat, dog, ship`` held out as novel and ``deer, truck`` as validation (pseudo-novel) classes
 for model selection and the learning curves, MiniLM anchors, Conv4-64, a CPU-sized schedule
 (700 training images per class, 10 epochs with the learning rate ×0.1 after 7, PGD-7
-training at 8/255, PGD-20 evaluation), 3 seeds: about 12 minutes per run on one core (63 s per
+training at 8/255, PGD-20 evaluation), 3 seeds: 10–12 minutes per run on one core (55–70 s per
 epoch). Notebook 21 at ``full`` trains 15 distinct runs for Fig. 3 and the 4-row study (about 3
 CPU-hours) and 27 more for the ablations of Tables 4, 5, 6 and S1 over 3 seeds (9 per seed);
 ``python -m zslab.experiments.study_queue --tables laat_robustness laat_curves --workers N``
