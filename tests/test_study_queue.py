@@ -92,6 +92,21 @@ def test_cli_dry_run_lists_state(tmp_path, capsys):
         sq.main(["--preset", "smoke", "--dry-run", "--set", "no_such_key=1"])
 
 
+def test_select_runs_picks_rows_and_cells_in_order(tmp_path, capsys):
+    runs = sq.queue_runs("full", ("table2",), seeds=[0, 1, 2])
+    picked = sq.select_runs(runs, ["cls+rob@2", "baseline", "cls+rob@2"])
+    assert [(r["name"], r["config"]["seed"]) for r in picked] == [
+        ("cls+rob", 2), ("baseline", 0), ("baseline", 1), ("baseline", 2)]
+    with pytest.raises(ZSLabError, match="not among the queued runs.*names: baseline"):
+        sq.select_runs(runs, ["cls+rob@7"])
+    with pytest.raises(ZSLabError, match="must be an integer"):
+        sq.select_runs(runs, ["cls@x"])
+    assert sq.main(["--preset", "full", "--tables", "table2", "--seeds", "1", "2", "--cache-dir", str(tmp_path),
+                    "--dry-run", "--runs", "has@2", "cls"]) == 0
+    lines = [l.split() for l in capsys.readouterr().out.strip().splitlines()]
+    assert [(l[0], l[2]) for l in lines] == [("has", "2"), ("cls", "1"), ("cls", "2")]
+
+
 def test_queue_runs_laat_tables_are_notebook_21s():
     from zslab.experiments import laat_study as ls
 

@@ -12,6 +12,8 @@ notebook started afterwards (same ``cache_dir``) finds the runs finished::
     python -m zslab.experiments.study_queue --preset full --seeds 0 --workers 2 \\
         --tables augment table2 --cache-dir notebooks/runs/study
     python -m zslab.experiments.study_queue --preset full --workers 2 --tables laat_robustness laat_curves
+    python -m zslab.experiments.study_queue --preset full --tables table2 --seeds 1 2 --workers 2 \\
+        --runs baseline@2 cls+div+rel   # single cells / rows, in this order
 
 HAS tables (``table2``, ``augment``, ``sweeps``; :mod:`~zslab.experiments.has_study`) default to
 notebooks 10–13's cache ``notebooks/runs/study``; LAAT tables (``laat_robustness``,
@@ -36,8 +38,8 @@ from zslab import ZSLabError
 from zslab.experiments import has_study as hs
 from zslab.experiments import laat_study as ls
 
-__all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs", "claim",
-           "release", "run_queue", "main"]
+__all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs",
+           "select_runs", "claim", "release", "run_queue", "main"]
 
 HAS_TABLES = ("table2", "augment", "sweeps")
 LAAT_TABLES = ("laat_robustness", "laat_curves", "laat_table4", "laat_table5", "laat_table6", "laat_tableS1")
@@ -109,6 +111,30 @@ def queue_runs(preset: str = "full", tables=("augment", "table2"), seeds=None,
                 if key not in seen:
                     seen.add(key)
                     out.append(r)
+    return out
+
+
+def select_runs(runs: list[dict], picks) -> list[dict]:
+    """The runs of ``runs`` named by ``picks``, in the order of ``picks``: each pick is a run
+    name (``"cls+rob"``: that row at every queued seed) or ``name@seed`` (``"cls+rob@2"``: one
+    cell of a table). Fills the missing cells of a table first, or in a chosen order; a pick
+    that matches no queued run is an error that lists the names there are."""
+    out, seen = [], set()
+    for pick in picks:
+        name, _, seed = str(pick).partition("@")
+        try:
+            seed = int(seed) if seed else None
+        except ValueError:
+            raise ZSLabError(f"run {pick!r}: the seed after '@' must be an integer") from None
+        hits = [r for r in runs if r["name"] == name and (seed is None or r["config"]["seed"] == seed)]
+        if not hits:
+            names = ", ".join(dict.fromkeys(r["name"] for r in runs))
+            seeds = sorted({r["config"]["seed"] for r in runs})
+            raise ZSLabError(f"run {pick!r} is not among the queued runs (names: {names}; seeds: {seeds})")
+        for r in hits:
+            if id(r) not in seen:
+                seen.add(id(r))
+                out.append(r)
     return out
 
 
@@ -227,6 +253,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (the notebooks must use the same to find the runs)")
     ap.add_argument("--device", default=None, help="override the configs' device (auto | cpu | cuda)")
+    ap.add_argument("--runs", nargs="+", default=None, metavar="NAME[@SEED]",
+                    help="only these runs, in this order (a row name, e.g. cls+rob, or one cell, cls+rob@2)")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and whether they are finished")
     a = ap.parse_args(argv)
     if a.workers < 1 or a.threads < 1:
@@ -241,6 +269,8 @@ def main(argv=None) -> int:
                  "commands, or give --cache-dir and the same cache_dir to the notebooks")
     cache_dir = Path(a.cache_dir) if a.cache_dir else default_cache_dir(studies.pop())
     runs = queue_runs(a.preset, a.tables, a.seeds, overrides, data_root=a.data_root, cache_dir=cache_dir)
+    if a.runs:
+        runs = select_runs(runs, a.runs)
     if a.dry_run:
         for r in runs:
             rd = _run_dir(cache_dir, r["config"])
@@ -268,6 +298,8 @@ def main(argv=None) -> int:
         args += ["--device", a.device]
     for item in a.set:
         args += ["--set", item]
+    if a.runs:
+        args += ["--runs", *a.runs]
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
     procs = []
     for i in range(a.workers):
