@@ -36,6 +36,32 @@ def test_card_carries_provenance_and_checks_summary_and_deltas():
     assert cards.check_card(card) == {"checked": 24, "unchecked": []}
 
 
+_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+microcode\t: 0x1000065
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+"""
+
+
+def test_cpu_id_tells_cpu_generations_apart_where_the_model_name_does_not():
+    assert cards._cpu_id(_CPUINFO) == "AuthenticAMD family 25 model 17 stepping 1 microcode 0x1000065"
+    other = _CPUINFO.replace("model\t\t: 17", "model\t\t: 1")
+    assert cards._cpu_id(other) != cards._cpu_id(_CPUINFO)  # same "AMD EPYC" model name
+    assert cards._cpu_id("") is None
+    prov = cards.provenance()
+    assert prov["cpu_capability"] is None or prov["cpu_capability"] in {
+        "DEFAULT", "VSX", "ZVECTOR", "AVX2", "AVX512", "SVE256", "NEON"} or prov["cpu_capability"].startswith("SVE")
+    old = {k: v for k, v in prov.items() if k not in ("cpu_id", "cpu_capability")}  # cards made before
+    assert cards.check_card({"card": "t", "command": "c", "provenance": old, "results": _results()})["checked"] == 24
+
+
 @pytest.mark.parametrize("tamper, msg", [
     (lambda r: r["summary"]["has"]["zsl_t1"].__setitem__("mean", 0.86), "mean"),
     (lambda r: r["summary"]["has"]["gzsl_h"].__setitem__("std", 0.0), "std"),

@@ -58,9 +58,34 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_id(cpuinfo: str | None = None) -> str | None:
+    """Vendor, family, model, stepping and microcode of the first CPU in ``/proc/cpuinfo`` (or in
+    ``cpuinfo``, its text): the model name alone ("AMD EPYC") does not tell two CPU generations
+    apart, and the same run trains to different weights on two of them (README, Results)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block only
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    parts = [fields.get("vendor_id")] + [f"{k.split()[-1]} {fields[k]}" for k in
+                                          ("cpu family", "model", "stepping", "microcode") if k in fields]
+    parts = [p for p in parts if p]
+    return " ".join(parts) or None
+
+
 def provenance(threads: int | None = None, repo: str | Path | None = None) -> dict[str, Any]:
     """Where and with what a result was made: git commit (and whether the tree had uncommitted
-    changes), UTC date, zslab / torch / Python versions, CPU model, torch thread count."""
+    changes), UTC date, zslab / torch / Python versions, CPU model, torch thread count; and, not
+    required of older cards, the CPU's family / model / stepping (``cpu_id``) and the instruction
+    set torch's CPU kernels dispatch to (``cpu_capability``, e.g. AVX2 / AVX512)."""
     import torch
 
     import zslab
@@ -72,7 +97,17 @@ def provenance(threads: int | None = None, repo: str | Path | None = None) -> di
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "zslab": getattr(zslab, "__version__", None), "torch": torch.__version__,
             "python": platform.python_version(), "cpu": _cpu(),
-            "threads": int(threads) if threads is not None else None}
+            "threads": int(threads) if threads is not None else None,
+            "cpu_id": _cpu_id(), "cpu_capability": _cpu_capability()}
+
+
+def _cpu_capability() -> str | None:
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def make_card(results: dict, name: str, command: str, threads: int | None = None,
