@@ -48,25 +48,14 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_id(cpuinfo: str | None = None) -> str | None:
-    """Vendor, family, model, stepping and microcode of the first CPU in ``/proc/cpuinfo`` (or in
-    ``cpuinfo``, its text): the model name alone ("AMD EPYC") does not tell two CPU generations
-    apart, and the same run trains to different weights on two of them (README, Results)."""
+def _cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's block of ``/proc/cpuinfo`` (or of ``cpuinfo``, its text) as a dict;
+    empty where there is none (not Linux)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return None
+            return {}
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
@@ -75,9 +64,20 @@ def _cpu_id(cpuinfo: str | None = None) -> str | None:
             continue
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
-    parts = [fields.get("vendor_id")] + [f"{k.split()[-1]} {fields[k]}" for k in
-                                          ("cpu family", "model", "stepping", "microcode") if k in fields]
-    parts = [p for p in parts if p]
+    return fields
+
+
+def _cpu() -> str:
+    return _cpu_fields().get("model name") or platform.processor() or platform.machine()
+
+
+def _cpu_id(cpuinfo: str | None = None) -> str | None:
+    """Vendor, family, model, stepping and microcode of the first CPU: the model name alone
+    ("AMD EPYC") does not tell two CPU generations apart, and the same run trains to different
+    weights on two of them (README, Results)."""
+    fields = _cpu_fields(cpuinfo)
+    parts = ([fields["vendor_id"]] if fields.get("vendor_id") else []) + [
+        f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping", "microcode") if fields.get(k)]
     return " ".join(parts) or None
 
 
