@@ -168,3 +168,81 @@ def test_committed_cards_are_consistent(path):
     assert card["card"] == path.stem
     assert card["provenance"]["git_commit"], "a committed card names the commit that made it"
     assert math.isfinite(len(json.dumps(card, allow_nan=False)))  # strict JSON
+
+
+# ------------------------------------------------------------------------------ merging
+def _seed_card(rows_by_seed: dict, name: str, threads=1, extra=None) -> dict:
+    """A notebook-11-like card holding ``rows_by_seed`` = {seed: {row name: H}} (other metrics derived)."""
+    rows = [{"name": n, "seed": s, "run_dir": f"runs/study/{n}-seed{s}", "train_seconds": 100.0 + s,
+             "cached": False, "zsl_t1": h + 0.1, "gzsl_u": h + 0.05, "gzsl_s": h - 0.05, "gzsl_h": h}
+            for s, named in rows_by_seed.items() for n, h in named.items()]
+    res = {"notebook": "11_has_vs_apn", "preset": "full", "seeds": sorted(rows_by_seed), "rows": rows,
+           "summary": hs.summarize(rows), "paired_deltas": hs.paired_deltas(rows, "baseline"),
+           "has_minus_apn": {"gzsl_h": 0.0}, **(extra or {})}
+    card = cards.make_card(res, name, f"papermill ... {name}", threads=threads)
+    card["results"]["has_minus_apn"]["gzsl_h"] = float(len(rows))  # a derived number that differs per card
+    return card
+
+
+def _three_cards():
+    table1 = _seed_card({s: {"baseline": 0.60 + s / 100, "has": 0.70 + s / 50} for s in (0, 1, 2)}, "t1")
+    seeds01 = _seed_card({s: {"baseline": 0.60 + s / 100, "has": 0.70 + s / 50, "cls": 0.65 - s / 10}
+                          for s in (0, 1)}, "t2_s01")
+    seed2 = _seed_card({2: {"baseline": 0.62, "has": 0.74, "cls": 0.50}}, "t2_s2")
+    return table1, seeds01, seed2
+
+
+def test_merge_pools_rows_of_linked_cards_and_rederives_every_summary():
+    table1, seeds01, seed2 = _three_cards()
+    # seeds01 and seed2 share no run, but both share runs with table1: all three are linked
+    card = cards.merge_cards([seeds01, seed2, table1], "t2", "cards merge ...", note="n")
+    res = card["results"]
+    assert res["seeds"] == [0, 1, 2] and len(res["rows"]) == 9  # 3 seeds x 3 rows, shared runs once
+    assert [(r["name"], r["seed"]) for r in res["rows"]][:3] == [("baseline", 0), ("baseline", 1), ("baseline", 2)]
+    cls = res["summary"]["cls"]["gzsl_h"]
+    assert cls["n"] == 3 and cls["mean"] == pytest.approx((0.65 + 0.55 + 0.50) / 3)
+    d = res["paired_deltas"]["cls"]["gzsl_h"]  # cls - baseline per seed: 0.05, -0.06, -0.12
+    assert d["n"] == 3 and d["worse"] == 2 and d["mean"] == pytest.approx((0.05 - 0.06 - 0.12) / 3)
+    assert res["merge"]["shared_runs"] == ["baseline@0", "baseline@1", "baseline@2", "has@0", "has@1", "has@2"]
+    assert res["merge"]["dropped"] == ["has_minus_apn"]
+    assert [s["card"] for s in res["merge"]["sources"]] == ["t2_s01", "t2_s2", "t1"]
+    assert card["note"] == "n" and card["provenance"]["threads"] == 1
+    assert cards.check_card(card)["checked"] == 3 * 4 * 2 + 2 * 4 * 2
+
+
+@pytest.mark.parametrize("tamper, msg", [
+    (lambda cs: cs[2]["results"]["rows"][0].__setitem__("gzsl_h", 0.9), "baseline@2 .* other values"),
+    (lambda cs: cs[2]["results"]["rows"][0].__setitem__("run_dir", "runs/study/other"), "other values"),
+    (lambda cs: cs.pop(0), "share.*no run"),
+    (lambda cs: cs[1]["provenance"].__setitem__("threads", 2), "thread counts"),
+    (lambda cs: cs[1]["results"].__setitem__("notebook", "10_semantic_distortion"), "different notebooks"),
+    (lambda cs: cs.__delitem__(slice(1, None)), "at least two"),
+])
+def test_merge_refuses_cards_whose_hosts_are_not_shown_to_agree(tamper, msg):
+    cs = list(_three_cards())
+    for c in cs:  # the tamper must not be undone by a re-derived summary: only rows / provenance change
+        c["results"].pop("summary"), c["results"].pop("paired_deltas")
+    tamper(cs)
+    with pytest.raises(ZSLabError, match=msg):
+        cards.merge_cards(cs, "t2", "cmd")
+
+
+def test_merge_ignores_timing_fields_of_a_run_trained_twice():
+    table1, seeds01, _ = _three_cards()
+    for r in seeds01["results"]["rows"]:
+        r["train_seconds"], r["cached"] = 999.0, True
+    assert len(cards.merge_cards([table1, seeds01], "m", "cmd")["results"]["rows"]) == 8
+
+
+def test_cli_merge_writes_a_checked_card(tmp_path, capsys):
+    paths = []
+    for c in _three_cards():
+        paths.append(tmp_path / f"{c['card']}.json")
+        paths[-1].write_text(json.dumps(c))
+    assert cards.main(["merge", *map(str, paths), "--name", "pooled", "-o", str(tmp_path / "out")]) == 0
+    card = cards.load_card(tmp_path / "out" / "pooled.json")
+    assert card["command"].startswith("python -m zslab.experiments.cards merge") and "--name pooled" in card["command"]
+    assert [s["card"] for s in card["results"]["merge"]["sources"]] == ["t1", "t2_s01", "t2_s2"]
+    capsys.readouterr()
+    assert cards.main(["merge", str(paths[1]), str(paths[2]), "--name", "x", "-o", str(tmp_path / "out")]) == 2
+    assert "no run" in capsys.readouterr().err and not (tmp_path / "out" / "x.json").exists()

@@ -10,6 +10,7 @@ tables cite them. ::
     python -m zslab.experiments.cards make runs/11/results.json --name 11_has_vs_apn_full \\
         --command "papermill notebooks/11_has_vs_apn.ipynb ... -p preset full" --threads 1
     python -m zslab.experiments.cards check results/*.json
+    python -m zslab.experiments.cards merge results/a_seeds01.json results/a_seed2.json --name a_seeds012
 
 :func:`check_card` re-derives every summary that has per-seed rows beside it (``rows`` with
 ``summary`` and ``paired_deltas``; ``table3_rows`` with ``table3`` and ``table3_deltas``; any
@@ -32,7 +33,7 @@ from typing import Any
 from zslab import ZSLabError
 from zslab.utils.io import atomic_write_json
 
-__all__ = ["CARD_KEYS", "provenance", "make_card", "write_card", "check_card", "load_card", "main"]
+__all__ = ["CARD_KEYS", "provenance", "make_card", "write_card", "check_card", "load_card", "merge_cards", "main"]
 
 #: top-level keys of a card
 CARD_KEYS = ("card", "command", "provenance", "results")
@@ -110,15 +111,19 @@ def _cpu_capability() -> str | None:
         return None
 
 
+def _check_name_command(name: str, command: str) -> None:
+    if not name or "/" in name or name.startswith("."):
+        raise ZSLabError(f"card name {name!r} must be a plain file stem such as '11_has_vs_apn_full'")
+    if not command or not command.strip():
+        raise ZSLabError("a results card needs the command that reproduces it")
+
+
 def make_card(results: dict, name: str, command: str, threads: int | None = None,
               note: str | None = None) -> dict:
     """A card for ``results`` (a notebook's results dict). ``command``: what reproduces it."""
     if not isinstance(results, dict) or not results:
         raise ZSLabError("a results card needs a non-empty results dict (a notebook's results.json)")
-    if not name or "/" in name or name.startswith("."):
-        raise ZSLabError(f"card name {name!r} must be a plain file stem such as '11_has_vs_apn_full'")
-    if not command or not command.strip():
-        raise ZSLabError("a results card needs the command that reproduces it")
+    _check_name_command(name, command)
     card = {"card": name, "command": command.strip(), "provenance": provenance(threads),
             "results": _nan_to_none(results)}
     if note:
@@ -324,6 +329,146 @@ def _check_card(card, tol: float) -> dict:
     return {"checked": checked, "unchecked": unchecked}
 
 
+# ------------------------------------------------------------------------------- merging
+#: row fields that differ between two trainings of the same run without the run differing
+_VOLATILE_ROW_KEYS = ("cached", "train_seconds", "run_dir")
+
+
+def _row_lists(results: dict) -> dict[str, tuple[str, str]]:
+    """The top-level per-seed row lists of a results dict: ``{rows key: (summary key, deltas key)}``
+    (``rows`` → ``summary``/``paired_deltas``; ``<stem>_rows`` → ``<stem>``/``<stem>_deltas``)."""
+    out = {}
+    for key, rows in results.items():
+        if key.endswith("rows") and isinstance(rows, list) and any(isinstance(r, dict) and "name" in r for r in rows):
+            stem = key[:-len("_rows")] if key.endswith("_rows") else None
+            out[key] = (stem, f"{stem}_deltas") if stem else ("summary", "paired_deltas")
+    return out
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    """Two rows of the same (name, seed) report the same run trained to the same numbers: equal
+    in every field but the volatile ones, and the same run directory name (the config's key)."""
+    strip = lambda r: {k: v for k, v in r.items() if k not in _VOLATILE_ROW_KEYS}  # noqa: E731
+    return strip(a) == strip(b) and Path(str(a.get("run_dir", ""))).name == Path(str(b.get("run_dir", ""))).name
+
+
+def _joined(values) -> Any:
+    distinct = list(dict.fromkeys(v for v in values if v is not None))
+    return distinct[0] if len(distinct) == 1 else ("; ".join(map(str, distinct)) if distinct else None)
+
+
+def merge_cards(sources: list[dict], name: str, command: str, note: str | None = None,
+                source_names: list[str] | None = None) -> dict:
+    """One card from several cards of the same notebook and preset whose runs were trained in
+    different sessions (say seeds 0–1 in one and seed 2 in another), with every summary and
+    seed-paired difference re-derived from the union of their per-seed rows.
+
+    Runs are bitwise reproducible only on one CPU type and thread count (README, Results), so
+    rows from two hosts may not be pooled as if one machine had trained them. The merge
+    therefore asks for *evidence* that the hosts train the same numbers: every card must share
+    at least one run (same row name, seed and config) with another card, linking them all, and
+    every shared run must agree exactly in every metric. A card that shares no run, or a shared
+    run with other numbers, is refused. The thread counts must match.
+
+    Top-level keys other than the row lists, their summaries and deltas are kept where every
+    card has the same value (``seeds`` becomes the union); the others (derived numbers such as
+    ``has_minus_apn``, figure lists) are dropped and named under ``results["merge"]["dropped"]``,
+    beside the sources' names, commands and provenance and the shared runs that were checked.
+    """
+    from zslab.experiments import has_study as hs
+
+    if len(sources) < 2:
+        raise ZSLabError("merging needs at least two cards")
+    _check_name_command(name, command)
+    names = list(source_names or [c.get("card", f"card {i}") for i, c in enumerate(sources)])
+    for c, n in zip(sources, names):
+        check_card(c, where=n)
+    res = [c["results"] for c in sources]
+    for key in ("notebook", "preset"):
+        vals = {json.dumps(r.get(key)) for r in res}
+        if len(vals) > 1:
+            raise ZSLabError(f"the cards come from different {key}s: {sorted(vals)}")
+    threads = {c["provenance"].get("threads") for c in sources}
+    if len(threads) > 1 or None in threads:
+        raise ZSLabError(f"the cards' runs used different or unknown torch thread counts {sorted(map(str, threads))}; "
+                         "runs are bitwise reproducible only for one thread count")
+    row_keys = list(dict.fromkeys(k for r in res for k in _row_lists(r)))
+    if not row_keys:
+        raise ZSLabError("the cards hold no per-seed rows to merge")
+
+    # the union of rows; a run in several cards must be the same run with the same numbers
+    merged: dict[str, dict[tuple[str, int], dict]] = {k: {} for k in row_keys}
+    holders: dict[tuple[str, str, int], list[int]] = {}
+    for i, r in enumerate(res):
+        for key in row_keys:
+            for row in r.get(key, []):
+                at = (row["name"], row["seed"])
+                have = merged[key].get(at)
+                if have is not None and not _same_run(have, row):
+                    diff = sorted(k for k in set(have) | set(row) if k not in _VOLATILE_ROW_KEYS
+                                  and have.get(k) != row.get(k))
+                    raise ZSLabError(f"{names[i]} and an earlier card both hold {row['name']}@{row['seed']} in "
+                                     f"{key!r} with other values ({', '.join(diff)}): their hosts do not train the "
+                                     "same numbers, so their rows cannot be pooled")
+                merged[key].setdefault(at, row)
+                holders.setdefault((key,) + at, []).append(i)
+    shared = {k: v for k, v in holders.items() if len(set(v)) > 1}
+    linked, frontier = {0}, [0]
+    while frontier:
+        i = frontier.pop()
+        for held in shared.values():
+            if i in held:
+                for j in set(held) - linked:
+                    linked.add(j)
+                    frontier.append(j)
+    lone = [names[i] for i in range(len(sources)) if i not in linked]
+    if lone:
+        raise ZSLabError(f"{', '.join(lone)} share(s) no run with {names[0]}'s group of cards: nothing shows that "
+                         "their hosts train the same numbers. Retrain one run of the other cards on that host type "
+                         "and include it in the card.")
+
+    derived = {x for r in res for pair in _row_lists(r).values() for x in pair}
+    out: dict[str, Any] = {}
+    for key, val in res[0].items():
+        if key in row_keys or key in derived:
+            continue
+        if key == "seeds":
+            out[key] = sorted({s for r in res for s in (r.get("seeds") or [])})
+        elif all(key in r and json.dumps(r[key], sort_keys=True) == json.dumps(val, sort_keys=True) for r in res):
+            out[key] = val
+    dropped = sorted({k for r in res for k in r} - set(out) - set(row_keys) - derived)
+    for key in row_keys:
+        sum_key, delta_key = next(_row_lists(r)[key] for r in res if key in _row_lists(r))
+        order = list(dict.fromkeys(n for r in res for n in (r.get(sum_key) or {})))
+        order += [n for n, _ in merged[key] if n not in order]
+        rows = sorted(merged[key].values(), key=lambda row: (order.index(row["name"]), row["seed"]))
+        out[key] = rows
+        summary = next((r[sum_key] for r in res if isinstance(r.get(sum_key), dict) and r[sum_key]), None)
+        if summary is not None:
+            metrics = tuple(dict.fromkeys(m for e in summary.values() for m, v in e.items() if _is_stat(v)))
+            out[sum_key] = hs.summarize(rows, metrics=metrics)
+        deltas = next((r[delta_key] for r in res if isinstance(r.get(delta_key), dict) and r[delta_key]), None)
+        if deltas is not None:
+            baseline = {e.get("baseline") for e in deltas.values() if isinstance(e, dict)} - {None}
+            if len(baseline) != 1:
+                raise ZSLabError(f"cannot tell the baseline row of {delta_key!r} (candidates {sorted(baseline)})")
+            metrics = tuple(dict.fromkeys(m for e in deltas.values() for m, v in e.items() if _is_stat(v)))
+            out[delta_key] = hs.paired_deltas(rows, next(iter(baseline)), metrics=metrics)
+    out["merge"] = {
+        "sources": [{"card": n, "command": c["command"], "provenance": c["provenance"]} for n, c in zip(names, sources)],
+        "shared_runs": sorted(f"{name}@{seed}" for (_, name, seed) in shared),
+        "dropped": dropped,
+    }
+    prov = provenance(threads.pop())
+    for key in ("zslab", "torch", "python", "cpu", "cpu_id", "cpu_capability"):
+        prov[key] = _joined(c["provenance"].get(key) for c in sources)
+    card = {"card": name, "command": command.strip(), "provenance": prov, "results": _nan_to_none(out)}
+    if note:
+        card["note"] = note
+    check_card(card, where=name)
+    return card
+
+
 def _nan_to_none(obj):
     """NaN and ±inf as JSON null (strict JSON parsers reject a bare NaN)."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -348,10 +493,24 @@ def main(argv=None) -> int:
     mk.add_argument("-o", "--out-dir", default="results")
     ck = sub.add_parser("check", help="check cards (structure, summaries re-derived from the rows)")
     ck.add_argument("cards", nargs="+")
+    mg = sub.add_parser("merge", help="pool the per-seed rows of cards whose hosts train the same numbers "
+                                      "(they must share a run with equal metrics) into one card")
+    mg.add_argument("cards", nargs="+", help="two or more cards of the same notebook and preset")
+    mg.add_argument("--name", required=True, help="the merged card's name")
+    mg.add_argument("--command", default=None, help="what reproduces it (default: this merge command)")
+    mg.add_argument("--note", default=None)
+    mg.add_argument("-o", "--out-dir", default="results")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "make":
             print(write_card(a.results, a.name, a.command, a.out_dir, threads=a.threads, note=a.note))
+        elif a.cmd == "merge":
+            command = a.command or f"python -m zslab.experiments.cards merge {' '.join(a.cards)} --name {a.name}"
+            card = merge_cards([load_card(p) for p in a.cards], a.name, command, note=a.note,
+                               source_names=[Path(p).stem for p in a.cards])
+            path = Path(a.out_dir) / f"{a.name}.json"
+            atomic_write_json(card, path)
+            print(path)
         else:
             for p in a.cards:
                 card = load_card(p)
