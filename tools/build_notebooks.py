@@ -233,8 +233,14 @@ each signed-gradient step (the paper's "perturbation strength ε"), and, beyond 
 weight of L_DIV alone, across its sign: the official scripts use −1 (CUB) and −0.1 (AwA2), which sharpen the
 attribute attention, and +0.1 (SUN), which flattens it as Eq. 7 says. Dashed lines: the APN baseline.
 The paper names these λ1 (reliability), λ2 (robustness), λ3 (diversity) in Fig. 4 but numbers them the
-other way in Eq. 3; zslab names the terms instead."""),
-    _params("runs/sensitivity", '\nsweeps = None             # None: all of zslab.experiments.SWEEPS'),
+other way in Eq. 3; zslab names the terms instead.
+
+A sweep at one seed cannot tell a change from seed noise by itself. With `spread_seeds` (e.g. `[0, 1, 2]`)
+the default configuration (= the `has` row of Table 2; every sweep passes through it) is also trained at
+those seeds, and each panel shades ±1 std of it around the curve's default point."""),
+    _params("runs/sensitivity", '\nsweeps = None             # None: all of zslab.experiments.SWEEPS'
+                                '\nspread_seeds = None       # e.g. [0, 1, 2]: also train the default (HAS) at these seeds; '
+                                'shade its ±1 std'),
     ("code", _SETUP),
     ("code", """sweeps = list(sweeps) if sweeps is not None else list(hs.SWEEPS)
 apn_rows = hs.run_study(hs.table2_configs(preset, rows=["baseline"], seeds=seeds), cache_dir, data=data,
@@ -249,15 +255,24 @@ for p in sweeps:
     all_rows += rows
     summaries[p] = hs.summarize(rows)
     print(p, {f"{e['value']:.4g}": round(100 * e["gzsl_h"]["mean"], 1) for e in summaries[p].values()})
-for r in all_rows + apn_rows:
+spread_rows = hs.run_study(hs.table2_configs(preset, rows=["has"], seeds=list(spread_seeds)), cache_dir, data=data,
+                           progress=progress, device=device) if spread_seeds else []
+spread = hs.summarize(spread_rows) if spread_rows else {}
+if spread:
+    print("default (has) over seeds", list(spread_seeds), {m: f"{100 * spread['has'][m]['mean']:.1f} ± "
+                                                             f"{100 * spread['has'][m]['std']:.1f}" for m in hs.METRICS})
+for r in all_rows + apn_rows + spread_rows:
     for m in hs.METRICS:
         assert 0.0 <= r[m] <= 1.0, (r["name"], m)"""),
-    ("code", """fig = viz.sensitivity_curves(summaries, labels={p: hs.SWEEPS[p]["label"] for p in sweeps}, baseline=apn,
-                             title=f"HAS hyper-parameter sensitivity on shapes ({preset} preset)")
+    ("code", """n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) > 1 else "")
+fig = viz.sensitivity_curves(summaries, labels={p: hs.SWEEPS[p]["label"] for p in sweeps}, baseline=apn,
+                             spread=spread.get("has"), defaults={p: hs.SWEEPS[p]["default"] for p in sweeps},
+                             title=f"HAS hyper-parameter sensitivity on shapes ({preset} preset, {n_seeds})")
 fig.savefig(out / "fig4_sensitivity.png", dpi=120)
 assert len(fig.axes) >= len(sweeps)"""),
     ("code", """results = {"notebook": "12_sensitivity", "preset": preset, "seeds": seeds, "apn": apn, "sweeps": summaries,
-           "rows": all_rows, "figures": sorted(p.name for p in out.glob("*.png"))}
+           "rows": all_rows, "spread_seeds": list(spread_seeds or []), "spread_rows": spread_rows, "spread": spread,
+           "figures": sorted(p.name for p in out.glob("*.png"))}
 (out / "results.json").write_text(json.dumps(results, indent=2))
 print(results["figures"])"""),
 ]
@@ -386,7 +401,8 @@ augmented versions; per attribute group (e.g. "body colour") we count how often 
 
 **Table 3.** APN trained with each augmentation (`augment` config key, `zslab.augment`), ZSL T1 and GZSL
 U/S/H compared with no augmentation."""),
-    _params("runs/semantic_distortion"),
+    _params("runs/semantic_distortion", "\naugmentations = None      # None: the preset's Table-3 augmentations (full: all of "
+                                        "zslab.augment.AUGMENTATIONS); 'none' is always added"),
     ("code", _SETUP),
     ("code", _model_of("baseline")),
     ("code", """from zslab.augment import AUGMENTATIONS
@@ -416,7 +432,8 @@ fig = viz.attribute_prediction_panel(ex, body_colour, data.attribute_names,
 fig.savefig(out / "fig2_examples.png", dpi=120)
 assert ex["attr"]["none"].shape == (3, data.num_attributes)"""),
     ("md", "## Table 3: APN trained with each augmentation"),
-    ("code", """runs = hs.augmentation_configs(preset, seeds=seeds)
+    ("code", """names = None if augmentations is None else ["none"] + [a for a in augmentations if a != "none"]
+runs = hs.augmentation_configs(preset, names=names, seeds=seeds)
 rows = hs.run_study(runs, cache_dir, data=data, progress=progress, device=device)
 table3 = hs.summarize(rows)
 for r in rows:

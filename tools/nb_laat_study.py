@@ -27,7 +27,7 @@ This notebook reproduces, at CPU scale:
 Presets: `smoke` (default) — the embedded `shapes` dataset, tiny, a few rows that share runs through the run
 cache; its numbers only show the pipeline runs. `full` — the real CIFAR-10 image folders (`data_root`) with
 **cat, dog, ship held out as novel** and deer, truck as validation classes, the offline MiniLM encoder, Conv4-64,
-1,000 training images per class, 15 epochs (lr ×0.1 after 10), PGD-20 evaluation, 3 seeds (about 17 CPU-minutes
+700 training images per class, 10 epochs (lr ×0.1 after 7), PGD-20 evaluation, 3 seeds (about 12 CPU-minutes
 per run). Batch run:
 `papermill notebooks/21_laat_robustness.ipynb out.ipynb -p preset full` (set `run_ablations=False` to run only
 Fig. 3, the 4-row study and Fig. 5 on a CPU)."""),
