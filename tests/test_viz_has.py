@@ -179,3 +179,21 @@ def test_tsne_bad_input():
         viz.tsne(torch.randn(10, 3), perplexity=30)
     with pytest.raises(ZSLabError, match="NaN"):
         viz.tsne(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0], [2.0, 2.0]]), perplexity=2)
+
+
+def test_sensitivity_curves_shade_the_seed_spread_around_the_default_point():
+    sweeps = {"lambda_rel": {f"v{v}": {"value": v, **entry(zsl_t1=0.5 + v / 100, gzsl_h=0.4)} for v in (0.01, 0.1, 1.0)},
+              "other": {f"o{v}": {"value": v, **entry(zsl_t1=0.3, gzsl_h=0.2)} for v in (1.0, 2.0)}}
+    spread = entry(zsl_t1=0.49, gzsl_h=0.41)
+    spread["zsl_t1"]["std"], spread["zsl_t1"]["n"] = 0.02, 3
+    spread["gzsl_h"]["std"], spread["gzsl_h"]["n"] = 0.01, 3
+    fig = viz.sensitivity_curves(sweeps, spread=spread, defaults={"lambda_rel": 0.1})
+    a, b = fig.axes[:2]
+    bands = lambda ax: sorted((round(p.get_y(), 6), round(p.get_y() + p.get_height(), 6))  # noqa: E731
+                              for p in ax.patches if p.get_alpha() == 0.12)
+    # around the curve's value at the default (50.1 % T1, 40 % H), ±std in %
+    assert bands(a) == [(39.0, 41.0), (48.1, 52.1)]
+    # no default for this sweep: around the spread's own mean
+    assert bands(b) == [(40.0, 42.0), (47.0, 51.0)]
+    assert any("3 seeds" in t.get_text() for t in a.get_legend().get_texts())
+    assert not [p for p in viz.sensitivity_curves(sweeps).axes[0].patches if p.get_alpha() == 0.12]

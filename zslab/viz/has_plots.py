@@ -54,11 +54,16 @@ def summary_table(summary: dict[str, dict], metrics=("zsl_t1", "gzsl_u", "gzsl_s
 
 
 def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = None, baseline: dict | None = None,
-                       metrics=("zsl_t1", "gzsl_h"), title: str = "HAS hyper-parameter sensitivity"):
+                       metrics=("zsl_t1", "gzsl_h"), title: str = "HAS hyper-parameter sensitivity",
+                       spread: dict | None = None, defaults: dict[str, float] | None = None):
     """Fig. 4: one panel per sweep, accuracy (%) vs the swept value (log axis), ±std bars.
 
     ``sweeps``: ``{param: summary}`` where each summary entry has ``value`` and the metrics;
     ``baseline``: an APN summary entry drawn as dashed horizontal lines.
+    ``spread``: a summary entry of the *default* configuration trained at several seeds; each
+    panel then shades ±1 std of it around the curve's value at ``defaults[param]`` (or around
+    the spread's mean where the sweep has no point there), so a reader can tell which changes
+    of a one-seed sweep exceed the seed-to-seed spread.
     """
     params = list(sweeps)
     ncols = len(params) if len(params) <= 4 else 3  # five or more panels wrap onto rows of three
@@ -74,6 +79,11 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
             ys = np.array([100 * e[m]["mean"] for e in entries])
             es = np.array([100 * e[m]["std"] for e in entries])
             line = ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"HAS {METRIC_LABELS.get(m, m)}")
+            if spread is not None and m in spread:
+                at = [y for x, y in zip(xs, ys) if p in (defaults or {}) and math.isclose(x, defaults[p])]
+                mid, sd = (at[0] if at else 100 * spread[m]["mean"]), 100 * spread[m]["std"]
+                ax.axhspan(mid - sd, mid + sd, color=line[0].get_color(), alpha=0.12, lw=0,
+                           label=f"±1 std of the default over {spread[m]['n']} seeds")
             if baseline is not None and m in baseline:
                 ax.axhline(100 * baseline[m]["mean"], ls="--", color=line[0].get_color(), alpha=0.7,
                            label=f"APN {METRIC_LABELS.get(m, m)}")
