@@ -186,7 +186,7 @@ def _seed_card(rows_by_seed: dict, name: str, threads=1, extra=None) -> dict:
 
 def _three_cards():
     table1 = _seed_card({s: {"baseline": 0.60 + s / 100, "has": 0.70 + s / 50} for s in (0, 1, 2)}, "t1")
-    seeds01 = _seed_card({s: {"baseline": 0.60 + s / 100, "has": 0.70 + s / 50, "cls": 0.65 - s / 10}
+    seeds01 = _seed_card({s: {"baseline": 0.60 + s / 100, "cls": 0.65 - s / 10, "has": 0.70 + s / 50}
                           for s in (0, 1)}, "t2_s01")
     seed2 = _seed_card({2: {"baseline": 0.62, "has": 0.74, "cls": 0.50}}, "t2_s2")
     return table1, seeds01, seed2
@@ -199,6 +199,8 @@ def test_merge_pools_rows_of_linked_cards_and_rederives_every_summary():
     res = card["results"]
     assert res["seeds"] == [0, 1, 2] and len(res["rows"]) == 9  # 3 seeds x 3 rows, shared runs once
     assert [(r["name"], r["seed"]) for r in res["rows"]][:3] == [("baseline", 0), ("baseline", 1), ("baseline", 2)]
+    assert list(res["summary"]) == ["baseline", "cls", "has"]  # the fullest source's row order, not table1's
+    assert list(cards.merge_cards([table1, seeds01], "m", "c")["results"]["summary"]) == ["baseline", "cls", "has"]
     cls = res["summary"]["cls"]["gzsl_h"]
     assert cls["n"] == 3 and cls["mean"] == pytest.approx((0.65 + 0.55 + 0.50) / 3)
     d = res["paired_deltas"]["cls"]["gzsl_h"]  # cls - baseline per seed: 0.05, -0.06, -0.12

@@ -439,7 +439,9 @@ def merge_cards(sources: list[dict], name: str, command: str, note: str | None =
     dropped = sorted({k for r in res for k in r} - set(out) - set(row_keys) - derived)
     for key in row_keys:
         sum_key, delta_key = next(_row_lists(r)[key] for r in res if key in _row_lists(r))
-        order = list(dict.fromkeys(n for r in res for n in (r.get(sum_key) or {})))
+        # row names in the order of the fullest summary (e.g. Table 2's rows, not Table 1's two)
+        order = list(dict.fromkeys(n for r in sorted(res, key=lambda r: -len(r.get(sum_key) or {}))
+                                   for n in (r.get(sum_key) or {})))
         order += [n for n, _ in merged[key] if n not in order]
         rows = sorted(merged[key].values(), key=lambda row: (order.index(row["name"]), row["seed"]))
         out[key] = rows
