@@ -120,6 +120,38 @@ def test_statistics_without_rows_are_listed_unchecked():
     assert "results.apn.zsl_t1" in out["unchecked"] and "results.sweeps.lambda_rel['0.1'].zsl_t1" in out["unchecked"]
 
 
+def _fig4_results():
+    row = lambda name, seed, v: {"name": name, "seed": seed, "zsl_t1": v, "gzsl_u": v, "gzsl_s": v, "gzsl_h": v}  # noqa: E731
+    apn_rows = [row("baseline", 0, 0.5), row("baseline", 1, 0.6)]
+    sweeps_rows = {"lambda_rel": [row("lambda_rel=0.1", 0, 0.7), row("lambda_rel=1", 0, 0.8)],
+                   "step_size": [row("step_size=0.0039", 0, 0.65)]}
+    return {"apn": hs.summarize(apn_rows)["baseline"], "apn_rows": apn_rows,
+            "sweeps": {p: hs.summarize(r) for p, r in sweeps_rows.items()}, "sweeps_rows": sweeps_rows,
+            "rows": [r for rs in sweeps_rows.values() for r in rs]}
+
+
+def test_fig4_sweeps_grouped_rows_and_a_single_entry_summary_are_checked():
+    out = cards.check_card(cards.make_card(_fig4_results(), "t", "cmd"))
+    # apn: 4 metrics × (mean, std); sweeps: 3 entries × 4 metrics × 2
+    assert out == {"checked": 8 + 24, "unchecked": []}
+    res = _fig4_results()
+    res["sweeps"]["lambda_rel"]["lambda_rel=1"]["gzsl_h"]["mean"] = 0.81
+    with pytest.raises(ZSLabError, match=r"sweeps\.lambda_rel\['lambda_rel=1'\]\.gzsl_h mean"):
+        cards.check_card(_card(res))
+    res = _fig4_results()
+    res["apn"]["zsl_t1"]["std"] = 0.0
+    with pytest.raises(ZSLabError, match="apn.*zsl_t1 std"):
+        cards.check_card(_card(res))
+    res = _fig4_results()
+    res["apn_rows"][1]["name"] = "other"
+    with pytest.raises(ZSLabError, match="one entry"):
+        cards.check_card(_card(res))
+    res = _fig4_results()
+    del res["sweeps"]["step_size"]
+    with pytest.raises(ZSLabError, match="groups rows"):
+        cards.check_card(_card(res))
+
+
 @pytest.mark.parametrize("bad, msg", [
     ({"results": {}}, "non-empty"),
     ({"name": "../x"}, "plain file stem"),

@@ -195,5 +195,9 @@ def test_sensitivity_curves_shade_the_seed_spread_around_the_default_point():
     assert bands(a) == [(39.0, 41.0), (48.1, 52.1)]
     # no default for this sweep: around the spread's own mean
     assert bands(b) == [(40.0, 42.0), (47.0, 51.0)]
-    assert any("3 seeds" in t.get_text() for t in a.get_legend().get_texts())
+    assert any("3 seeds" in t.get_text() for t in fig.legends[0].get_texts())
+    # the shared legend sits below every panel: no curve is hidden behind it
+    fig.canvas.draw()
+    leg = fig.legends[0].get_window_extent()
+    assert all(leg.y1 <= ax.get_tightbbox().y0 + 1 for ax in fig.axes)
     assert not [p for p in viz.sensitivity_curves(sweeps).axes[0].patches if p.get_alpha() == 0.12]

@@ -246,13 +246,14 @@ those seeds, and each panel shades ±1 std of it around the curve's default poin
 apn_rows = hs.run_study(hs.table2_configs(preset, rows=["baseline"], seeds=seeds), cache_dir, data=data,
                         progress=progress, device=device)
 apn = hs.summarize(apn_rows)["baseline"]
-summaries, all_rows = {}, []
+summaries, sweep_rows, all_rows = {}, {}, []
 for p in sweeps:
     runs = hs.sweep_configs(p, preset, seeds=seeds)
     values = [r["value"] for r in runs]
     assert values == sorted(values), "sweeps run in increasing order of the value"
     rows = hs.run_study(runs, cache_dir, data=data, progress=progress, device=device)
     all_rows += rows
+    sweep_rows[p] = rows
     summaries[p] = hs.summarize(rows)
     print(p, {f"{e['value']:.4g}": round(100 * e["gzsl_h"]["mean"], 1) for e in summaries[p].values()})
 spread_rows = hs.run_study(hs.table2_configs(preset, rows=["has"], seeds=list(spread_seeds)), cache_dir, data=data,
@@ -264,14 +265,16 @@ if spread:
 for r in all_rows + apn_rows + spread_rows:
     for m in hs.METRICS:
         assert 0.0 <= r[m] <= 1.0, (r["name"], m)"""),
-    ("code", """n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) > 1 else "")
+    ("code", """n_seeds = (f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, seeds))}") + (
+    f"; bands: default over seeds {', '.join(map(str, spread_seeds))}" if spread else "")
 fig = viz.sensitivity_curves(summaries, labels={p: hs.SWEEPS[p]["label"] for p in sweeps}, baseline=apn,
                              spread=spread.get("has"), defaults={p: hs.SWEEPS[p]["default"] for p in sweeps},
                              title=f"HAS hyper-parameter sensitivity on shapes ({preset} preset, {n_seeds})")
 fig.savefig(out / "fig4_sensitivity.png", dpi=120)
 assert len(fig.axes) >= len(sweeps)"""),
-    ("code", """results = {"notebook": "12_sensitivity", "preset": preset, "seeds": seeds, "apn": apn, "sweeps": summaries,
-           "rows": all_rows, "spread_seeds": list(spread_seeds or []), "spread_rows": spread_rows, "spread": spread,
+    ("code", """results = {"notebook": "12_sensitivity", "preset": preset, "seeds": seeds, "apn": apn, "apn_rows": apn_rows,
+           "sweeps": summaries, "sweeps_rows": sweep_rows, "rows": all_rows, "spread_seeds": list(spread_seeds or []),
+           "spread_rows": spread_rows, "spread": spread,
            "figures": sorted(p.name for p in out.glob("*.png"))}
 (out / "results.json").write_text(json.dumps(results, indent=2))
 print(results["figures"])"""),

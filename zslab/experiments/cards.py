@@ -14,7 +14,9 @@ tables cite them. ::
 
 :func:`check_card` re-derives every summary that has per-seed rows beside it (``rows`` with
 ``summary`` and ``paired_deltas``; ``table3_rows`` with ``table3`` and ``table3_deltas``; any
-``<stem>_rows`` with ``<stem>``): means, sample stds, counts and seed-paired differences. A card
+``<stem>_rows`` with ``<stem>``, where ``<stem>`` may also be one entry beside rows of one name, and
+``<stem>_rows`` may group row lists as ``{group: rows}`` beside ``<stem>`` = ``{group: summary}``, as
+Fig. 4's ``sweeps_rows`` and ``sweeps``): means, sample stds, counts and seed-paired differences. A card
 edited by hand, or one whose rows and summary come from different runs, is refused, and the
 statistics no rows stand behind are listed as unchecked. NaN is stored as JSON null.
 """
@@ -282,7 +284,9 @@ def check_card(card: dict, where: str = "card", tol: float = 1e-9) -> dict:
     summary beside it (key ``<stem>``, or ``summary`` beside ``rows``) has exactly the rows'
     names and equals their mean and sample std (NaN where a row is NaN; cards store NaN as
     null); seed-paired differences beside it (``<stem>_deltas``, or ``paired_deltas`` beside
-    ``rows``) equal the rows' differences. A summary beside an empty rows list is an error.
+    ``rows``) equal the rows' differences. A summary beside an empty rows list is an error. A
+    summary may be a single entry (``{metric: {mean, std, n}}``) where its rows have one name, and
+    ``<stem>_rows`` may be ``{group: rows}`` beside ``<stem>`` = ``{group: summary}``.
     Returns ``{"checked": statistics re-derived, "unchecked": paths of the {mean, std, n}
     statistics that no rows stand behind}``; raises :class:`ZSLabError` naming the first
     mismatch, prefixed by ``where``."""
@@ -290,6 +294,12 @@ def check_card(card: dict, where: str = "card", tol: float = 1e-9) -> dict:
         return _check_card(card, tol)
     except ZSLabError as e:
         raise ZSLabError(f"{where}: {e}") from None
+
+
+def _grouped_rows(v) -> bool:
+    """``{group: [row, ...]}`` with at least one named row (lists of rows per sweep, say)."""
+    return (isinstance(v, dict) and bool(v) and all(isinstance(g, list) for g in v.values())
+            and any(isinstance(r, dict) and "name" in r for g in v.values() for r in g))
 
 
 def _check_card(card, tol: float) -> dict:
@@ -309,9 +319,20 @@ def _check_card(card, tol: float) -> dict:
         if not isinstance(holder, dict):
             continue
         for key, rows in list(holder.items()):
+            stem = key[:-len("_rows")] if key.endswith("_rows") else None
+            if stem and _grouped_rows(rows):
+                # grouped: {group: rows} beside {group: summary}, e.g. Fig. 4's sweeps_rows / sweeps
+                summaries = holder.get(stem)
+                if not (isinstance(summaries, dict) and set(summaries) == set(rows)):
+                    raise ZSLabError(f"{_p(keys + (key,))} groups rows as {sorted(rows)} but {_p(keys + (stem,))} "
+                                     f"has {sorted(summaries) if isinstance(summaries, dict) else summaries!r}")
+                for group, grows in rows.items():
+                    by_name = _rows_by_name(grows, keys + (key, group))
+                    checked += _check_summary(keys + (key, group), by_name, keys + (stem, group), summaries[group],
+                                              tol, done)
+                continue
             if not (key.endswith("rows") and isinstance(rows, list)):
                 continue
-            stem = key[:-len("_rows")] if key.endswith("_rows") else None
             sum_key, delta_key = (stem, f"{stem}_deltas") if stem else ("summary", "paired_deltas")
             summary, deltas = holder.get(sum_key), holder.get(delta_key)
             if not rows:
@@ -321,7 +342,16 @@ def _check_card(card, tol: float) -> dict:
             if not any(isinstance(r, dict) and "name" in r for r in rows):
                 continue
             by_name = _rows_by_name(rows, keys + (key,))
-            if isinstance(summary, dict) and summary:
+            if isinstance(summary, dict) and any(_is_stat(v) for v in summary.values()):
+                # one entry, not keyed by row name (e.g. Fig. 4's ``apn`` beside ``apn_rows``): its rows have one name
+                if len(by_name) != 1:
+                    raise ZSLabError(f"{_p(keys + (sum_key,))} is one entry but {_p(keys + (key,))} has the rows "
+                                     f"{sorted(by_name)}")
+                only = next(iter(by_name))
+                sub: set = set()
+                checked += _check_summary(keys + (key,), by_name, keys + (sum_key,), {only: summary}, tol, sub)
+                done.update(k[:-2] + k[-1:] for k in sub)  # the entry's own paths, without the row name
+            elif isinstance(summary, dict) and summary:
                 checked += _check_summary(keys + (key,), by_name, keys + (sum_key,), summary, tol, done)
             if isinstance(deltas, dict) and deltas:
                 checked += _check_deltas(keys + (key,), by_name, keys + (delta_key,), deltas, tol, done)

@@ -83,7 +83,7 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
                 at = [y for x, y in zip(xs, ys) if p in (defaults or {}) and math.isclose(x, defaults[p])]
                 mid, sd = (at[0] if at else 100 * spread[m]["mean"]), 100 * spread[m]["std"]
                 ax.axhspan(mid - sd, mid + sd, color=line[0].get_color(), alpha=0.12, lw=0,
-                           label=f"±1 std of the default over {spread[m]['n']} seeds")
+                           label=f"default's {METRIC_LABELS.get(m, m)}: ±1 std over {spread[m]['n']} seeds")
             if baseline is not None and m in baseline:
                 ax.axhline(100 * baseline[m]["mean"], ls="--", color=line[0].get_color(), alpha=0.7,
                            label=f"APN {METRIC_LABELS.get(m, m)}")
@@ -96,9 +96,19 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"({chr(97 + params.index(p))}) {p}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    # one legend for all panels, below them, so it never hides a curve (a panel's own legend did)
+    handles, names = axes[0].get_legend_handles_labels()
+    # one column per metric: its HAS curve, APN line and seed band together
+    order = sorted(range(len(names)), key=lambda i: (next((j for j, m in enumerate(metrics)
+                                                          if METRIC_LABELS.get(m, m) in names[i]), len(metrics)),
+                                                     not names[i].startswith("HAS"), "std" in names[i]))
+    handles, names = [handles[i] for i in order], [names[i] for i in order]
+    ncol = len(metrics) if names and len(names) % len(metrics) == 0 else min(len(names), 3) or 1
+    legend_rows = math.ceil(len(names) / ncol)
     fig.suptitle(title)
-    fig.tight_layout()
+    if names:
+        fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.12) / fig.get_size_inches()[1] if names else 0, 1, 1))
     return fig
 
 
