@@ -72,6 +72,7 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
     axes = grid.ravel()
     for ax in axes[len(params):]:
         fig.delaxes(ax)
+    legend = {m: [] for m in metrics}  # the first panel's artists, one legend column per metric
     for ax, p in zip(axes, params):
         entries = sorted(sweeps[p].values(), key=lambda e: e["value"])
         xs = np.array([e["value"] for e in entries])
@@ -79,14 +80,18 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
             ys = np.array([100 * e[m]["mean"] for e in entries])
             es = np.array([100 * e[m]["std"] for e in entries])
             line = ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"HAS {METRIC_LABELS.get(m, m)}")
+            artists = [line]
+            if baseline is not None and m in baseline:
+                artists.append(ax.axhline(100 * baseline[m]["mean"], ls="--", color=line[0].get_color(), alpha=0.7,
+                                          label=f"APN {METRIC_LABELS.get(m, m)}"))
             if spread is not None and m in spread:
                 at = [y for x, y in zip(xs, ys) if p in (defaults or {}) and math.isclose(x, defaults[p])]
                 mid, sd = (at[0] if at else 100 * spread[m]["mean"]), 100 * spread[m]["std"]
-                ax.axhspan(mid - sd, mid + sd, color=line[0].get_color(), alpha=0.12, lw=0,
-                           label=f"default's {METRIC_LABELS.get(m, m)}: ±1 std over {spread[m]['n']} seeds")
-            if baseline is not None and m in baseline:
-                ax.axhline(100 * baseline[m]["mean"], ls="--", color=line[0].get_color(), alpha=0.7,
-                           label=f"APN {METRIC_LABELS.get(m, m)}")
+                artists.append(ax.axhspan(mid - sd, mid + sd, color=line[0].get_color(), alpha=0.12, lw=0,
+                                          label=f"default's {METRIC_LABELS.get(m, m)}: ±1 std over "
+                                                f"{spread[m]['n']} seeds"))
+            if ax is axes[0]:
+                legend[m] = artists
         if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() > 5:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
@@ -96,19 +101,14 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"({chr(97 + params.index(p))}) {p}")
         ax.grid(alpha=0.3)
-    # one legend for all panels, below them, so it never hides a curve (a panel's own legend did)
-    handles, names = axes[0].get_legend_handles_labels()
-    # one column per metric: its HAS curve, APN line and seed band together
-    order = sorted(range(len(names)), key=lambda i: (next((j for j, m in enumerate(metrics)
-                                                          if METRIC_LABELS.get(m, m) in names[i]), len(metrics)),
-                                                     not names[i].startswith("HAS"), "std" in names[i]))
-    handles, names = [handles[i] for i in order], [names[i] for i in order]
-    ncol = len(metrics) if names and len(names) % len(metrics) == 0 else min(len(names), 3) or 1
-    legend_rows = math.ceil(len(names) / ncol)
+    # one legend for all panels, below them, so it never hides a curve (a panel's own legend did);
+    # a column per metric (matplotlib fills columns first): its HAS curve, APN line and seed band
+    handles = [a for m in metrics for a in legend[m]]
+    legend_rows = max(len(v) for v in legend.values())
     fig.suptitle(title)
-    if names:
-        fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.12) / fig.get_size_inches()[1] if names else 0, 1, 1))
+    fig.legend(handles, [a.get_label() for a in handles], loc="lower center", ncol=len(metrics), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.12) / fig.get_size_inches()[1], 1, 1))
     return fig
 
 
