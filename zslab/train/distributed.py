@@ -21,6 +21,7 @@ What the engine does with it (see :mod:`zslab.train.engine`):
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -122,6 +123,15 @@ def setup(device_type: str = "cpu", timeout_s: float = 600.0) -> DistContext:
         if not torch.cuda.is_available():
             raise ZSLabError("CUDA training requested under torchrun but CUDA is not available")
         torch.cuda.set_device(local)
+    # Import before the group exists: torch.distributed.nn.functional (pulled in by DDP's
+    # constructor through torch.distributed._shard) binds ``group=group.WORLD`` as a default
+    # argument at import time. Imported after init, those defaults hold the default group for the
+    # life of the interpreter, so destroy_process_group() cannot free it and gloo's worker threads
+    # outlive it; one still releasing a collective's Python tensor when the interpreter finalises
+    # aborts the process ("terminate called without an active exception", SIGABRT) after the run
+    # has finished and torchrun reports the rank as failed.
+    import torch.distributed.nn.functional  # noqa: F401
+
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     _CONTEXT = DistContext(rank=rank, world_size=world, local_rank=local, backend=backend)
@@ -129,8 +139,16 @@ def setup(device_type: str = "cpu", timeout_s: float = 600.0) -> DistContext:
 
 
 def teardown() -> None:
-    """Leave the process group (called at the end of a distributed run)."""
+    """Leave the process group (called at the end of a distributed run).
+
+    Callers drop their DistributedDataParallel wrappers first: the group's backend (and gloo's
+    worker threads) is freed here only when nothing else holds the group, and a backend left to
+    interpreter shutdown can abort the process (see :func:`setup`). The ``gc.collect()`` calls free
+    wrappers that sit in reference cycles.
+    """
     global _CONTEXT
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
     _CONTEXT = None

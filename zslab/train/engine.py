@@ -525,6 +525,7 @@ def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | N
     finally:
         trainer.close()
     if trainer.dist.enabled:
+        del trainer  # its DistributedDataParallel wrapper holds the process group
         distributed.teardown()
     return final
 
