@@ -79,8 +79,20 @@ def test_delta_bars_from_paired_deltas():
     fig = viz.delta_bars(s, baseline="none", deltas=deltas)
     ax = fig.axes[0]
     assert sorted(round(p.get_height(), 6) for p in ax.patches) == [-3.0, 1.0]  # paired means, not 0.45 - 0.5
-    assert sorted(t.get_text() for t in ax.texts if "/" in t.get_text() and len(t.get_text()) == 3) == ["1/3", "3/3"]
-    assert any("seed-paired" in t.get_text() for t in ax.texts)
+    labels = {t.get_text(): t for t in ax.texts if "/" in t.get_text() and len(t.get_text()) == 3}
+    assert sorted(labels) == ["1/3", "3/3"]
+    # each seed count sits past the end of its bar's error bar, on the bar's side of zero
+    assert labels["3/3"].xy[1] == pytest.approx(-3.0 - 1.0) and labels["3/3"].get_va() == "top"
+    assert labels["1/3"].xy[1] == pytest.approx(1.0 + 2.0) and labels["1/3"].get_va() == "bottom"
+    lo, hi = ax.get_ylim()
+    assert lo < -4.0 and hi > 3.0  # the limits leave room for them
+    # the legend, titled with the reading note, sits right of the axes: it covers no bar or label
+    legend = ax.get_legend()
+    assert "seed-paired" in legend.get_title().get_text() and "vs 'none'" in ax.get_ylabel()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+    assert "vs APN\n(" in viz.delta_bars(s, baseline="none", deltas=deltas, baseline_label="APN").axes[0].get_ylabel()
     with pytest.raises(KeyError, match="deltas lack"):
         viz.delta_bars(s, baseline="none", deltas={})
     with pytest.raises(ValueError, match="against"):

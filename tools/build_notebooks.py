@@ -213,7 +213,8 @@ fig.savefig(out / "table1_has_vs_apn.png", dpi=120)"""),
 fig.savefig(out / "table2_ablation.png", dpi=120)
 deltas = hs.paired_deltas(rows, "baseline", metrics=hs.METRICS + ("localisation",))
 fig = viz.delta_bars(summary, baseline="baseline", metrics=("zsl_t1", "gzsl_h", "localisation"), deltas=deltas,
-                     title="Loss ablation: change vs the APN baseline", xlabel="Table 2 row (generator terms)")
+                     title="Loss ablation: change vs the APN baseline", xlabel="Table 2 row (generator terms)",
+                     baseline_label="APN")
 fig.savefig(out / "table2_delta.png", dpi=120)"""),
     ("code", """results = {"notebook": "11_has_vs_apn", "preset": preset, "seeds": seeds, "rows": rows, "summary": summary,
            "has_minus_apn": {m: summary["has"][m]["mean"] - summary["baseline"][m]["mean"]
@@ -446,7 +447,7 @@ assert "none" in table3 and len(rows) == len(table3) * len(seeds)
 fig = viz.summary_table(table3, title=f"Table 3 on shapes ({preset} preset): APN trained with augmentation")
 fig.savefig(out / "table3_augmentations.png", dpi=120)
 table3_deltas = hs.paired_deltas(rows, "none")
-fig = viz.delta_bars(table3, baseline="none", deltas=table3_deltas,
+fig = viz.delta_bars(table3, baseline="none", deltas=table3_deltas, baseline_label="no augmentation",
                      title="Table 3: accuracy change vs training without augmentation")
 fig.savefig(out / "table3_delta.png", dpi=120)"""),
     ("md", """**What training with an augmentation does to the attributes.** ZSL accuracy only needs the unseen

@@ -114,13 +114,15 @@ def sensitivity_curves(sweeps: dict[str, dict], labels: dict[str, str] | None = 
 
 def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t1", "gzsl_h"),
                title: str = "Change vs no augmentation", xlabel: str = "augmentation used to train APN",
-               deltas: dict[str, dict] | None = None):
+               deltas: dict[str, dict] | None = None, baseline_label: str | None = None):
     """Table 3 as bars: mean accuracy change (percentage points) of each entry vs ``baseline``.
 
     ``deltas`` (:func:`zslab.experiments.has_study.paired_deltas` of the same rows): bar heights
     and error bars are the mean ± std over seeds of the seed-paired differences, and each bar is
-    labelled with how many seeds it fell below the baseline (e.g. "3/3"). Without it the error
-    bar is the entry's own std over seeds."""
+    labelled, beyond its error bar, with how many seeds it fell below the baseline (e.g. "3/3").
+    Without it the error bar is the entry's own std over seeds. ``baseline_label`` names the
+    baseline on the y axis (default: its key). The legend and the reading note sit right of the
+    axes, outside the bars."""
     if baseline not in summary:
         raise KeyError(f"baseline {baseline!r} not in summary ({', '.join(summary)})")
     names = [n for n in summary if n != baseline]
@@ -128,10 +130,12 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
         raise KeyError(f"deltas lack the rows {[n for n in names if n not in deltas]}")
     if deltas is not None and names and {deltas[n].get("baseline", baseline) for n in names} != {baseline}:
         raise ValueError(f"deltas are against {sorted({deltas[n].get('baseline') for n in names})}, not {baseline!r}")
-    w_in = max(6.0, 0.8 * len(names) + 2)
+    w_in = max(6.0, 0.8 * len(names) + 2) + 2.0  # + the legend column
     fig, ax = plt.subplots(figsize=(w_in, 4.0))
     width = 0.8 / len(metrics)
     x = np.arange(len(names))
+    n_seeds = max((deltas[k][m]["n"] for k in names for m in metrics), default=0) if deltas is not None else 0
+    ends = [0.0]  # bar tips and error-bar ends, for the y limits
     for j, m in enumerate(metrics):
         if deltas is None:
             d = [100 * (summary[n][m]["mean"] - summary[baseline][m]["mean"]) for n in names]
@@ -139,23 +143,30 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
         else:
             d = [100 * deltas[n][m]["mean"] for n in names]
             e = [100 * deltas[n][m]["std"] for n in names]
-        bars = ax.bar(x + (j - (len(metrics) - 1) / 2) * width, d, width, yerr=e, capsize=2,
-                      label=METRIC_LABELS.get(m, m))
-        if deltas is not None and max((deltas[n][m]["n"] for n in names), default=0) > 1:
-            ax.bar_label(bars, labels=[f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}" for n in names],
-                         fontsize=6, padding=2)
+        xs = x + (j - (len(metrics) - 1) / 2) * width
+        ax.bar(xs, d, width, yerr=e, capsize=2, label=METRIC_LABELS.get(m, m))
+        ends += [v + s for v, s in zip(d, e)] + [v - s for v, s in zip(d, e)]
+        if n_seeds > 1:
+            # the seed count goes past the end of the error bar, on the bar's side of zero
+            for xi, v, s, n in zip(xs, d, e, names):
+                ax.annotate(f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}", (xi, v + s if v >= 0 else v - s),
+                            xytext=(0, 2 if v >= 0 else -2), textcoords="offset points", ha="center",
+                            va="bottom" if v >= 0 else "top", fontsize=6)
+    lo, hi = min(ends), max(ends)
+    pad = 0.12 * ((hi - lo) or 1.0)  # room for the seed labels
+    ax.set_ylim(lo - pad, hi + pad)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=35, ha="right")
-    ax.set_ylabel(f"change vs '{baseline}' (percentage points)")
+    ax.set_ylabel(f"change vs {baseline_label or repr(baseline)}\n(percentage points)")
+    note = None
     if deltas is not None:
-        n = max((deltas[k][m]["n"] for k in names for m in metrics), default=0)
-        note = f"seed-paired change over {n} seed(s), error bar = std" + (
-            "; label: seeds below the baseline" if n > 1 else "")
-        ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
+        note = (f"seed-paired change\nover {n_seeds} seeds\nerror bar = std\nlabel: seeds below\nthe baseline"
+                if n_seeds > 1 else "change at one seed")
     ax.set_xlabel(xlabel)
-    ax.set_title("\n".join(textwrap.wrap(title, int(8 * w_in))))
-    ax.legend(fontsize=8)
+    ax.set_title("\n".join(textwrap.wrap(title, int(8 * (w_in - 2.0)))))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=note, title_fontsize=7,
+              alignment="left", frameon=False)
     fig.tight_layout()
     return fig
 
