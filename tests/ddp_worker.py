@@ -3,8 +3,8 @@
 Trains a small BatchNorm-free MLP for a few SGD steps the way the engine does under torchrun —
 :func:`zslab.train.distributed.setup`, DistributedDataParallel, every rank drawing the same
 permutation and taking its :meth:`DistContext.shard` of each global batch — and has rank 0 save
-the final parameters, the rank-averaged logs and the gloo threads left after teardown. Run without torchrun it is the single-process
-reference on the concatenated (global) batches.
+the final parameters, the rank-averaged logs and the gloo threads left after teardown. Run
+without torchrun it is the single-process reference on the concatenated (global) batches.
 """
 import sys
 from pathlib import Path

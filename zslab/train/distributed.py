@@ -143,12 +143,10 @@ def teardown() -> None:
 
     Callers drop their DistributedDataParallel wrappers first: the group's backend (and gloo's
     worker threads) is freed here only when nothing else holds the group, and a backend left to
-    interpreter shutdown can abort the process (see :func:`setup`). The ``gc.collect()`` calls free
-    wrappers that sit in reference cycles.
+    interpreter shutdown can abort the process (see :func:`setup`).
     """
     global _CONTEXT
     if dist.is_available() and dist.is_initialized():
-        gc.collect()
+        gc.collect()  # a dropped wrapper caught in a reference cycle still holds the group
         dist.destroy_process_group()
-        gc.collect()
     _CONTEXT = None

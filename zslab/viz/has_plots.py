@@ -144,14 +144,11 @@ def delta_bars(summary: dict[str, dict], baseline: str = "none", metrics=("zsl_t
             d = [100 * deltas[n][m]["mean"] for n in names]
             e = [100 * deltas[n][m]["std"] for n in names]
         xs = x + (j - (len(metrics) - 1) / 2) * width
-        ax.bar(xs, d, width, yerr=e, capsize=2, label=METRIC_LABELS.get(m, m))
+        bars = ax.bar(xs, d, width, yerr=e, capsize=2, label=METRIC_LABELS.get(m, m))
         ends += [v + s for v, s in zip(d, e)] + [v - s for v, s in zip(d, e)]
-        if n_seeds > 1:
-            # the seed count goes past the end of the error bar, on the bar's side of zero
-            for xi, v, s, n in zip(xs, d, e, names):
-                ax.annotate(f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}", (xi, v + s if v >= 0 else v - s),
-                            xytext=(0, 2 if v >= 0 else -2), textcoords="offset points", ha="center",
-                            va="bottom" if v >= 0 else "top", fontsize=6)
+        if n_seeds > 1:  # bar_label puts each count past the end of the bar's error bar
+            ax.bar_label(bars, labels=[f"{deltas[n][m]['worse']}/{deltas[n][m]['n']}" for n in names],
+                         fontsize=6, padding=2)
     lo, hi = min(ends), max(ends)
     pad = 0.12 * ((hi - lo) or 1.0)  # room for the seed labels
     ax.set_ylim(lo - pad, hi + pad)
