@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, ball_bounds, flat_norm
-from .pgd import check_steps
+from .base import Attack, ball_bounds, check_int, check_real, check_steps, flat_norm
 
 _TINY = 1e-12
 
@@ -35,20 +34,19 @@ class APGD(Attack):
         n_restarts: random restarts, each on the points still classified correctly.
         loss: ``"ce"`` (default), ``"dlr"``, ``"margin"`` or a callable returning per-example
             values to maximise.
-        rho: checkpoint threshold of condition (1) (0.75 in the paper).
+        rho: checkpoint threshold of condition (1) (0.75 in the paper), in [0, 1].
+        norm: ``"Linf"`` if given.
     """
 
     name = "apgd-ce"
     default_seed = 0
     momentum = 0.75
 
-    def __init__(self, model, eps=8 / 255, steps=100, n_restarts=1, *, loss="ce", rho=0.75, seed=0):
-        super().__init__(model, eps, loss=loss, seed=seed)
+    def __init__(self, model, eps=8 / 255, steps=100, n_restarts=1, *, loss="ce", rho=0.75, seed=0, norm=None):
+        super().__init__(model, eps, loss=loss, seed=seed, norm=norm)
         self.steps = check_steps(steps)
-        if isinstance(n_restarts, bool) or not isinstance(n_restarts, int) or n_restarts < 1:
-            raise ValueError(f"n_restarts must be an integer >= 1; got {n_restarts!r}")
-        self.n_restarts = n_restarts
-        self.rho = float(rho)
+        self.n_restarts = check_int(n_restarts, "n_restarts", 1)
+        self.rho = check_real(rho, "rho", 0.0, 1.0)
 
     # --------------------------------------------------------------------------------
     def _perturb(self, x, y, rng):

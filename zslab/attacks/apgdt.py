@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 from .apgd import APGD
+from .base import check_int
 from .losses import dlr_targeted_loss, logits_of
 
 
@@ -25,11 +26,10 @@ class APGDT(APGD):
 
     name = "apgd-t"
 
-    def __init__(self, model, eps=8 / 255, steps=100, n_restarts=1, *, n_target_classes=9, rho=0.75, seed=0):
-        super().__init__(model, eps, steps=steps, n_restarts=n_restarts, loss=None, rho=rho, seed=seed)
-        if isinstance(n_target_classes, bool) or not isinstance(n_target_classes, int) or n_target_classes < 1:
-            raise ValueError(f"n_target_classes must be an integer >= 1; got {n_target_classes!r}")
-        self.n_target_classes = n_target_classes
+    def __init__(self, model, eps=8 / 255, steps=100, n_restarts=1, *, n_target_classes=9, rho=0.75, seed=0,
+                 norm=None):
+        super().__init__(model, eps, steps=steps, n_restarts=n_restarts, loss=None, rho=rho, seed=seed, norm=norm)
+        self.n_target_classes = check_int(n_target_classes, "n_target_classes", 1)
         self.last_n_targets: int | None = None
 
     @staticmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .apgd import APGD
 from .apgdt import APGDT
-from .base import Attack
+from .base import Attack, AttackInputError, check_int, check_steps
 from .fab import FABT
 from .square import Square
 
@@ -29,6 +29,7 @@ class AutoAttack(Attack):
         n_queries: Square's query budget (5000).
         n_target_classes: target cap of APGD-T and FAB-T (9; fewer when the model has fewer
             than 10 classes).
+        norm: ``"Linf"`` if given.
 
     After a call, ``last_counts`` maps ``"clean"`` and each attack name to the number of
     points still classified correctly after that stage.
@@ -38,10 +39,13 @@ class AutoAttack(Attack):
     default_seed = 0
 
     def __init__(self, model, eps=8 / 255, version="standard", *, steps=100, n_queries=5000,
-                 n_target_classes=9, seed=0):
-        super().__init__(model, eps, seed=seed)
-        if version not in VERSIONS:
-            raise ValueError(f"unknown AutoAttack version {version!r}; supported: {list(VERSIONS)}")
+                 n_target_classes=9, seed=0, norm=None):
+        super().__init__(model, eps, seed=seed, norm=norm)
+        if not isinstance(version, str) or version not in VERSIONS:
+            raise AttackInputError(f"unknown AutoAttack version {version!r}; supported: {list(VERSIONS)}")
+        steps = check_steps(steps)
+        n_queries = check_int(n_queries, "n_queries", 1)
+        n_target_classes = check_int(n_target_classes, "n_target_classes", 1)
         self.version = version
         self.attacks: list[Attack] = [
             APGD(model, self.eps, steps=steps, n_restarts=1, loss="ce", seed=seed),

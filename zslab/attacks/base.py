@@ -45,15 +45,32 @@ _DEFAULT = object()
 
 
 class AttackInputError(ZSLabError, ValueError):
-    """Bad input to an attack or to the robust evaluation (shape, dtype, range, labels)."""
+    """Bad input to an attack or to the robust evaluation (shape, dtype, range, labels), or a
+    bad attack hyperparameter (ε, step size, steps, norm, ...)."""
 
 
-def parse_eps(eps) -> float:
+class UnknownAttackError(AttackInputError):
+    """An attack name that :func:`zslab.attacks.build` does not know (or a malformed one)."""
+
+
+# ------------------------------------------------------------------ hyperparameter checks
+#: canonical norm names and the spellings accepted for them
+NORMS = ("Linf", "L2")
+_NORM_ALIASES = {"linf": "Linf", "inf": "Linf", "l_inf": "Linf", "l-inf": "Linf", "l∞": "Linf", "∞": "Linf",
+                 "l2": "L2", "2": "L2", "l_2": "L2"}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def parse_eps(eps, name: str = "eps") -> float:
     """A perturbation budget as a float: numbers pass through, strings like ``"8/255"``,
     ``"0.03"`` or ``"8 / 255"`` are parsed.  Negative, non-finite or malformed values raise
-    :class:`ValueError`."""
+    :class:`AttackInputError` (a :class:`ValueError`) naming ``name``.  No upper bound: see
+    :func:`check_eps`."""
     if isinstance(eps, bool):
-        raise ValueError(f"eps must be a number or a string like '8/255'; got {eps!r}")
+        raise AttackInputError(f"{name} must be a number or a string like '8/255'; got {eps!r}")
     if isinstance(eps, numbers.Real):
         value = float(eps)
     elif isinstance(eps, str):
@@ -61,14 +78,121 @@ def parse_eps(eps) -> float:
         try:
             value = float(Fraction(text)) if "/" in text else float(text)
         except (ValueError, ZeroDivisionError):
-            raise ValueError(f"cannot parse eps {eps!r}; write it like '8/255' or '0.03'") from None
-    elif isinstance(eps, torch.Tensor) and eps.numel() == 1:
+            raise AttackInputError(f"cannot parse {name} {eps!r}; write it like '8/255' or '0.03'") from None
+    elif isinstance(eps, torch.Tensor) and eps.numel() == 1 and not eps.dtype == torch.bool:
         value = float(eps.item())
     else:
-        raise ValueError(f"eps must be a number or a string like '8/255'; got {eps!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"eps must be finite and >= 0; got {eps!r}")
+        raise AttackInputError(f"{name} must be a number or a string like '8/255'; got {eps!r}")
+    if not math.isfinite(value):
+        raise AttackInputError(f"{name} must be finite and >= 0; got {eps!r}")
+    if value < 0:
+        raise AttackInputError(f"{name} must be finite and >= 0; got {eps!r} (a radius or step size is never negative)")
     return value
+
+
+def check_norm(norm, supported=NORMS, owner: str | None = None) -> str:
+    """The canonical name (``"Linf"`` or ``"L2"``) of ``norm`` (spellings like ``"linf"``,
+    ``"inf"``, ``"l2"``, ``2``, ``float("inf")`` accepted); raises :class:`AttackInputError`
+    when it is unknown or not in ``supported`` (``owner`` names the attack in the message)."""
+    key = None
+    if isinstance(norm, str):
+        key = _NORM_ALIASES.get(norm.strip().lower().replace(" ", ""))
+    elif isinstance(norm, numbers.Real) and not isinstance(norm, bool):
+        key = "Linf" if norm == math.inf else "L2" if norm == 2 else None
+    choices = ", ".join(repr(n) for n in supported)
+    if key is None:
+        own = f" ({owner} supports {choices})" if owner and tuple(supported) != NORMS else ""
+        raise AttackInputError(f"norm must be one of {', '.join(map(repr, NORMS))}; got {norm!r}{own}")
+    if key not in supported:
+        who = f"{owner} supports" if owner else "supported norms:"
+        hint = " (the L2 attack is PGDL2)" if key == "L2" else ""
+        raise AttackInputError(f"{who} norm {choices} only; got norm={norm!r}{hint}")
+    return key
+
+
+def check_eps(value, name: str = "eps", norm: str = "Linf") -> float:
+    """A validated budget (radius ``eps`` or step size ``alpha``) as a float.
+
+    Accepts what :func:`parse_eps` accepts (``"8/255"``, ``0.03``); refuses NaN, ±inf, negative
+    values and, for ``norm="Linf"`` (images in [0, 1]), values above 1 — a value in (1, 255]
+    is taken for the 0-255 scale and the message suggests ``value/255``.  L2 budgets may
+    exceed 1.  Raises :class:`AttackInputError` (a :class:`ValueError` and a
+    :class:`~zslab.ZSLabError`) naming ``name``."""
+    norm = check_norm(norm)
+    v = parse_eps(value, name)
+    if norm == "Linf" and v > 1:
+        if v <= 255:
+            raise AttackInputError(
+                f"{name}={_fmt(v)} is on the 0-255 scale; images are in [0, 1]: did you mean {_fmt(v)}/255?"
+            )
+        raise AttackInputError(
+            f"{name}={_fmt(v)} exceeds 1, the whole [0, 1] pixel range; an L-inf {name} must lie in [0, 1] "
+            "(e.g. 8/255)"
+        )
+    return v
+
+
+def check_int(value, name: str, minimum: int = 1, hint: str = "") -> int:
+    """``value`` as an int; refuses bools, floats (even ``2.0``), strings and values below
+    ``minimum`` with an :class:`AttackInputError` naming ``name`` (``hint`` is appended)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise AttackInputError(f"{name} must be an integer >= {minimum}; got {value!r}{hint}")
+    value = int(value)
+    if value < minimum:
+        raise AttackInputError(f"{name} must be >= {minimum}; got {value}{hint}")
+    return value
+
+
+def check_real(value, name: str, low=None, high=None, *, low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float in the interval given by ``low``/``high`` (closed unless
+    ``low_open``/``high_open``); refuses bools, strings, NaN and ±inf."""
+    lo_b = "(" if low_open else "["
+    hi_b = ")" if high_open else "]"
+    interval = f"{lo_b}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{hi_b}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AttackInputError(f"{name} must be a number in {interval}; got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise AttackInputError(f"{name} must be finite, in {interval}; got {value!r}")
+    if (low is not None and (v < low or (low_open and v == low))) or (
+            high is not None and (v > high or (high_open and v == high))):
+        raise AttackInputError(f"{name} must lie in {interval}; got {value!r}")
+    return v
+
+
+def check_flag(value, name: str) -> bool:
+    """``bool(value)``, refusing strings (``"false"`` would be true) and None."""
+    if value is None or isinstance(value, str):
+        raise AttackInputError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_seed(seed) -> int | None:
+    """``None`` (a fresh seed per call) or an integer seed."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise AttackInputError(f"seed must be an integer or None; got {seed!r}")
+    return int(seed)
+
+
+def check_steps(steps, name: str = "steps") -> int:
+    """An iteration count of an iterative attack: an integer >= 1."""
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and steps < 1:
+        raise AttackInputError(f"{name} must be >= 1; got {int(steps)} (an iterative attack needs at least one "
+                               "step; eps=0 leaves the images unchanged)")
+    return check_int(steps, name, 1)
+
+
+def check_alpha(alpha, eps: float, steps: int, norm: str = "Linf", name: str = "alpha") -> float:
+    """Step size: validated like a budget (:func:`check_eps`), or ``2.5·ε/steps`` when None
+    (Madry et al.'s choice of a total path 2.5× the radius); 0 only when nothing moves."""
+    if alpha is None:
+        return 2.5 * eps / max(steps, 1)
+    alpha = check_eps(alpha, name, norm)
+    if alpha == 0 and eps > 0 and steps > 0:
+        raise AttackInputError(f"{name} (the step size) must be > 0 when eps > 0; got 0")
+    return alpha
 
 
 @contextlib.contextmanager
@@ -124,7 +248,8 @@ class Attack:
     Args:
         model: an ``nn.Module`` (or callable) mapping [0, 1] images to logits ``(N, C)`` or to
             a dict holding them under ``"logits"``.
-        eps: L∞ (or, for L2 attacks, L2) radius; a float or a string like ``"8/255"``.
+        eps: L∞ (or, for L2 attacks, L2) radius; a float or a string like ``"8/255"``; finite,
+            >= 0 and, for L∞ on [0, 1] images, at most 1 (see :func:`check_eps`).
         loss: ``None`` for the attack's default loss, a name (``"ce"``, ``"margin"``,
             ``"dlr"``) or a callable ``loss(model_output, labels)`` returning per-example
             values (or their mean) to *maximise*.  The callable receives the raw model output
@@ -132,7 +257,12 @@ class Attack:
         targeted: descend the loss instead of ascending it (with CE, ``labels`` are then the
             target classes).  HAS's generator uses this for signed-gradient descent on its
             composite loss.
-        seed: base seed of the attack's random streams; ``None`` draws a fresh one per call.
+        seed: base seed of the attack's random streams (an integer); ``None`` draws a fresh
+            one per call.
+        norm: optional; when given it must name the attack's own norm (:attr:`norm`).
+
+    Every hyperparameter is validated at construction; a bad one raises
+    :class:`AttackInputError` (a :class:`ValueError`) naming it and the fix.
     """
 
     name = "attack"
@@ -143,14 +273,16 @@ class Attack:
     #: algorithm under another name (CWLinf is PGD on the margin loss) share their streams
     rng_name: str | None = None
 
-    def __init__(self, model, eps=8 / 255, *, loss=None, targeted=False, seed=_DEFAULT):
+    def __init__(self, model, eps=8 / 255, *, loss=None, targeted=False, seed=_DEFAULT, norm=None):
         if not callable(model):
             raise TypeError(f"model must be callable (an nn.Module); got {type(model).__name__}")
+        if norm is not None:
+            check_norm(norm, (type(self).norm,), type(self).__name__)
         self.model = model
-        self.eps = parse_eps(eps)
+        self.eps = check_eps(eps, "eps", type(self).norm)
         self.loss = resolve_loss(loss)
-        self.targeted = bool(targeted)
-        self.seed = self.default_seed if seed is _DEFAULT else (None if seed is None else int(seed))
+        self.targeted = check_flag(targeted, "targeted")
+        self.seed = self.default_seed if seed is _DEFAULT else check_seed(seed)
         self._labels_checked = False
 
     # ------------------------------------------------------------------ public API

@@ -19,6 +19,6 @@ class CWLinf(PGD):
     name = "cw"
     rng_name = "PGD"
 
-    def __init__(self, model, eps=8 / 255, alpha=0.8 / 255, steps=30, random_start=True, *, seed=None):
+    def __init__(self, model, eps=8 / 255, alpha=0.8 / 255, steps=30, random_start=True, *, seed=None, norm=None):
         super().__init__(model, eps, alpha=alpha, steps=steps, random_start=random_start,
-                         loss=margin_loss, seed=seed)
+                         loss=margin_loss, seed=seed, norm=norm)

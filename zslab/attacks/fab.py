@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, flat_norm
+from .base import Attack, check_int, check_real, check_steps, flat_norm
 from .losses import logits_of
-from .pgd import check_steps
 
 
 def project_linf_box(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -74,24 +73,23 @@ class FABT(Attack):
         n_target_classes: at most this many targets; ``min(n_target_classes, n_classes − 1)``
             are used and stored in ``last_n_targets``.
         n_restarts: runs per target (1 in AutoAttack).
-        alpha_max, eta, beta: the paper's bias towards the original point (0.1),
-            extrapolation (1.05) and backward step (0.9).
+        alpha_max, eta, beta: the paper's bias towards the original point (0.1, in [0, 1]),
+            extrapolation (1.05, > 0) and backward step (0.9, in [0, 1]).
+        norm: ``"Linf"`` if given.
     """
 
     name = "fab-t"
     default_seed = 0
 
     def __init__(self, model, eps=8 / 255, steps=100, *, n_target_classes=9, n_restarts=1,
-                 alpha_max=0.1, eta=1.05, beta=0.9, seed=0):
-        super().__init__(model, eps, seed=seed)
+                 alpha_max=0.1, eta=1.05, beta=0.9, seed=0, norm=None):
+        super().__init__(model, eps, seed=seed, norm=norm)
         self.steps = check_steps(steps)
-        if isinstance(n_target_classes, bool) or not isinstance(n_target_classes, int) or n_target_classes < 1:
-            raise ValueError(f"n_target_classes must be an integer >= 1; got {n_target_classes!r}")
-        if isinstance(n_restarts, bool) or not isinstance(n_restarts, int) or n_restarts < 1:
-            raise ValueError(f"n_restarts must be an integer >= 1; got {n_restarts!r}")
-        self.n_target_classes = n_target_classes
-        self.n_restarts = n_restarts
-        self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)
+        self.n_target_classes = check_int(n_target_classes, "n_target_classes", 1)
+        self.n_restarts = check_int(n_restarts, "n_restarts", 1)
+        self.alpha_max = check_real(alpha_max, "alpha_max", 0.0, 1.0)
+        self.eta = check_real(eta, "eta", 0.0, low_open=True)
+        self.beta = check_real(beta, "beta", 0.0, 1.0)
         self.last_n_targets: int | None = None
 
     def _perturb(self, x, y, rng):

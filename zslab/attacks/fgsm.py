@@ -17,8 +17,8 @@ class FGSM(Attack):
 
     name = "fgsm"
 
-    def __init__(self, model, eps=8 / 255, *, loss=None, targeted=False, seed=None):
-        super().__init__(model, eps, loss=loss, targeted=targeted, seed=0 if seed is None else seed)
+    def __init__(self, model, eps=8 / 255, *, loss=None, targeted=False, seed=None, norm=None):
+        super().__init__(model, eps, loss=loss, targeted=targeted, seed=0 if seed is None else seed, norm=norm)
 
     def _perturb(self, x, y, rng):
         grad, _, _ = self._input_grad(x, y)

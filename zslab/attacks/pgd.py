@@ -9,23 +9,26 @@ loss instead (the HAS generator's signed-gradient descent).
 
 from __future__ import annotations
 
-from .base import Attack, ball_bounds, parse_eps
+import numbers
+
+from .base import Attack, AttackInputError, ball_bounds, check_alpha, check_flag, check_steps, parse_eps
+
+__all__ = ["PGD", "check_alpha", "check_steps", "iterative_steps"]
 
 
-def check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0; got {steps!r}")
-    return steps
-
-
-def check_alpha(alpha, eps: float, steps: int) -> float:
-    """Step size: given, or ``2.5·ε/steps`` (Madry et al.'s choice of a budget 2.5× the radius)."""
-    if alpha is None:
-        return 2.5 * eps / max(steps, 1)
-    alpha = parse_eps(alpha)
-    if alpha == 0 and eps > 0 and steps > 0:
-        raise ValueError("alpha must be > 0")
-    return alpha
+def iterative_steps(steps, eps: float, alpha) -> int:
+    """``steps`` of PGD-style attacks: an integer >= 1; 0 is accepted only as an explicit
+    no-op, i.e. with ``alpha=0`` or ``eps=0`` (the HAS generator's T = 0)."""
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and steps == 0:
+        if eps == 0:
+            return 0
+        if alpha is not None:
+            try:
+                if parse_eps(alpha, "alpha") == 0:
+                    return 0
+            except AttackInputError:
+                pass  # the bad alpha is reported by check_alpha; here steps=0 is the error
+    return check_steps(steps)
 
 
 class PGD(Attack):
@@ -34,9 +37,11 @@ class PGD(Attack):
 
     Args:
         model, eps, loss, targeted, seed: see :class:`~zslab.attacks.base.Attack`.
-        alpha: step size (float or ``"2/255"``); default ``2.5·eps/steps``.
-        steps: number of gradient steps (each one forward and one backward pass).
+        alpha: step size (float or ``"2/255"``, in [0, 1]); default ``2.5·eps/steps``.
+        steps: number of gradient steps (each one forward and one backward pass), >= 1
+            (0 only together with ``alpha=0`` or ``eps=0``: nothing moves).
         random_start: start from a uniform point of the ε-ball (Madry et al.).
+        norm: ``"Linf"`` if given (for L2 use :class:`~zslab.attacks.pgdl2.PGDL2`).
 
     Returns the last iterate, as Madry et al. and torchattacks do.
     """
@@ -44,11 +49,11 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(self, model, eps=8 / 255, alpha=None, steps=10, random_start=True, *,
-                 loss=None, targeted=False, seed=None):
-        super().__init__(model, eps, loss=loss, targeted=targeted, seed=seed)
-        self.steps = check_steps(steps)
-        self.alpha = check_alpha(alpha, self.eps, self.steps)
-        self.random_start = bool(random_start)
+                 loss=None, targeted=False, seed=None, norm=None):
+        super().__init__(model, eps, loss=loss, targeted=targeted, seed=seed, norm=norm)
+        self.steps = iterative_steps(steps, self.eps, alpha)
+        self.alpha = check_alpha(alpha, self.eps, self.steps, type(self).norm)
+        self.random_start = check_flag(random_start, "random_start")
 
     def _perturb(self, x, y, rng):
         lo, hi = ball_bounds(x, self.eps)

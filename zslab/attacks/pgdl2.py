@@ -5,8 +5,8 @@ ball and [0, 1]."""
 from __future__ import annotations
 
 
-from .base import Attack, flat_norm
-from .pgd import check_alpha, check_steps
+from .base import Attack, check_alpha, check_flag, flat_norm
+from .pgd import iterative_steps
 
 _TINY = 1e-12
 
@@ -16,9 +16,9 @@ class PGDL2(Attack):
 
     Args:
         model, eps, loss, targeted, seed: see :class:`~zslab.attacks.base.Attack` (``eps`` is
-            an L2 radius, default 0.5).
-        alpha: step size, default ``2.5·eps/steps``.
-        steps: number of gradient steps.
+            an L2 radius, default 0.5; finite and >= 0, may exceed 1).
+        alpha: step size (finite, >= 0), default ``2.5·eps/steps``.
+        steps: number of gradient steps, >= 1 (0 only with ``alpha=0`` or ``eps=0``).
         random_start: start from a point of the ball (Gaussian direction, radius ``eps·u``,
             ``u`` uniform in [0, 1]).
     """
@@ -27,11 +27,11 @@ class PGDL2(Attack):
     norm = "L2"
 
     def __init__(self, model, eps=0.5, alpha=None, steps=10, random_start=True, *,
-                 loss=None, targeted=False, seed=None):
-        super().__init__(model, eps, loss=loss, targeted=targeted, seed=seed)
-        self.steps = check_steps(steps)
-        self.alpha = check_alpha(alpha, self.eps, self.steps)
-        self.random_start = bool(random_start)
+                 loss=None, targeted=False, seed=None, norm=None):
+        super().__init__(model, eps, loss=loss, targeted=targeted, seed=seed, norm=norm)
+        self.steps = iterative_steps(steps, self.eps, alpha)
+        self.alpha = check_alpha(alpha, self.eps, self.steps, "L2")
+        self.random_start = check_flag(random_start, "random_start")
 
     def _project(self, x, x_adv):
         delta = x_adv - x

@@ -26,7 +26,7 @@ import math
 import torch
 
 from ._rng import KeyedRNG
-from .base import Attack
+from .base import Attack, check_flag, check_int, check_real
 from .losses import logits_of, margin_loss
 
 _BLOCK = 128  # iterations whose random draws are made together
@@ -40,9 +40,10 @@ class Square(Attack):
 
     Args:
         model, eps, seed: see :class:`~zslab.attacks.base.Attack` (default seed 0).
-        n_queries: iterations (queries per example after the initial one; 5000 in AutoAttack).
-        p_init: initial fraction of pixels in the window (0.8 in the paper for L∞).
-        n_restarts: independent runs, each on the points still classified correctly.
+        n_queries: iterations (queries per example after the initial one; 5000 in AutoAttack),
+            an integer >= 1.
+        p_init: initial fraction of pixels in the window (0.8 in the paper for L∞), in (0, 1].
+        n_restarts: independent runs, each on the points still classified correctly (>= 1).
         loss: ``None`` for the margin loss, or a callable ``loss(output, labels)`` returning
             per-example values to maximise (accepted moves decrease ``-loss``).
         shared_proposals: one window position and colour per iteration for the whole batch
@@ -59,19 +60,13 @@ class Square(Attack):
     default_seed = 0
 
     def __init__(self, model, eps=8 / 255, n_queries=5000, *, p_init=0.8, n_restarts=1, loss=None,
-                 shared_proposals=False, reference_positions=False, seed=0):
-        super().__init__(model, eps, loss=loss, seed=seed)
-        if isinstance(n_queries, bool) or not isinstance(n_queries, int) or n_queries < 0:
-            raise ValueError(f"n_queries must be an integer >= 0; got {n_queries!r}")
-        if not 0 < p_init <= 1:
-            raise ValueError(f"p_init must be in (0, 1]; got {p_init!r}")
-        if isinstance(n_restarts, bool) or not isinstance(n_restarts, int) or n_restarts < 1:
-            raise ValueError(f"n_restarts must be an integer >= 1; got {n_restarts!r}")
-        self.n_queries = n_queries
-        self.p_init = float(p_init)
-        self.n_restarts = n_restarts
-        self.shared_proposals = bool(shared_proposals)
-        self.reference_positions = bool(reference_positions)
+                 shared_proposals=False, reference_positions=False, seed=0, norm=None):
+        super().__init__(model, eps, loss=loss, seed=seed, norm=norm)
+        self.n_queries = check_int(n_queries, "n_queries", 1)
+        self.p_init = check_real(p_init, "p_init", 0.0, 1.0, low_open=True)
+        self.n_restarts = check_int(n_restarts, "n_restarts", 1)
+        self.shared_proposals = check_flag(shared_proposals, "shared_proposals")
+        self.reference_positions = check_flag(reference_positions, "reference_positions")
 
     def p_selection(self, it: int) -> float:
         """Window fraction at iteration ``it`` (schedule defined for 10 000 queries, rescaled)."""

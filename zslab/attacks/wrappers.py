@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import AttackInputError, check_real
+
 
 class LogitsOf(nn.Module):
     """``LogitsOf(model, key="logits")(x)`` is ``model(x)[key]`` (or ``model(x)`` when the
@@ -21,6 +23,10 @@ class LogitsOf(nn.Module):
 
     def __init__(self, model: nn.Module, key: str = "logits"):
         super().__init__()
+        if not callable(model):
+            raise TypeError(f"model must be callable (an nn.Module); got {type(model).__name__}")
+        if not isinstance(key, str):
+            raise AttackInputError(f"key must be a string naming the logits entry; got {key!r}")
         self.model = model
         self.key = key
 
@@ -41,7 +47,7 @@ class AnchorClassifier(nn.Module):
             ``key``).
         anchors: ``(n_classes, D)`` class anchors (e.g. CLIP text embeddings); stored
             L2-normalised as a buffer (moves with ``.to(device)``).
-        tau: temperature; logits are ``cos(f(x), a_c) / tau``.
+        tau: temperature (finite, > 0); logits are ``cos(f(x), a_c) / tau``.
         key: entry of a dict output holding the embedding.
     """
 
@@ -49,11 +55,12 @@ class AnchorClassifier(nn.Module):
         super().__init__()
         anchors = torch.as_tensor(anchors)
         if anchors.ndim != 2 or anchors.shape[0] < 1 or not anchors.is_floating_point():
-            raise ValueError(f"anchors must be a float matrix (n_classes, D); got shape {tuple(anchors.shape)}")
+            raise AttackInputError(f"anchors must be a float matrix (n_classes, D); got shape {tuple(anchors.shape)}")
         if not bool(torch.isfinite(anchors).all()):
-            raise ValueError("anchors contain NaN or infinite values")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0; got {tau!r}")
+            raise AttackInputError("anchors contain NaN or infinite values")
+        tau = check_real(tau, "tau", 0.0, low_open=True)
+        if key is not None and not isinstance(key, str):
+            raise AttackInputError(f"key must be None or a string naming the embedding entry; got {key!r}")
         self.embed_model = embed_model
         self.register_buffer("anchors", F.normalize(anchors.detach().clone(), dim=1))
         self.tau = float(tau)

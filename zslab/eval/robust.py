@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from zslab.attacks import Attack, AutoAttack, build, eval_mode, logits_of, parse_eps
-from zslab.attacks.base import AttackInputError, check_images, check_labels
+from zslab.attacks import Attack, AutoAttack, build, check_attack_names, check_eps, eval_mode, logits_of
+from zslab.attacks.base import AttackInputError, check_images, check_int, check_labels, check_seed
 
 #: black-box success beyond white-box by more than this fraction of points raises a flag
 #: (AutoAttack uses the same 0.2% margin)
@@ -51,6 +51,10 @@ def _build_attacks(attacks, model, eps: float, seed: int) -> dict[str, Attack]:
             items.append((atk if isinstance(atk, str) else getattr(atk, "name", type(atk).__name__), atk))
     else:
         raise ValueError(f"attacks must be a dict name -> Attack or a list of names; got {type(attacks).__name__}")
+    # every attack name is checked before any attack is built or run (all bad names in one error)
+    specs = [atk for _, atk in items if isinstance(atk, str)]
+    if specs:
+        check_attack_names(list(dict.fromkeys(spec.strip() for spec in specs)))
     out: dict[str, Attack] = {}
     for name, atk in items:
         name = str(name)
@@ -121,8 +125,10 @@ def robust_evaluate(model, images, labels=None, attacks=("pgd20",), *, eps=8 / 2
         attacks: dict ``name -> Attack`` (or ``name -> attack name``), or a list of attack
             names for :func:`zslab.attacks.build` (e.g. ``["fgsm", "pgd20", "cw",
             "autoattack"]``), or a single name.
-        eps: budget for attacks given by name (float or ``"8/255"``).
-        batch_size: examples per attack call for tensor inputs (results do not depend on it).
+        eps: L∞ budget for attacks given by name (float or ``"8/255"``, in [0, 1]; ``8`` is
+            refused with a hint to write ``8/255``).
+        batch_size: examples per attack call for tensor inputs (results do not depend on it);
+            an integer >= 1.
         per_class: also report the mean of per-class accuracies.
         progress: show a tqdm progress bar.
         seed: seed of attacks built from names.
@@ -135,9 +141,9 @@ def robust_evaluate(model, images, labels=None, attacks=("pgd20",), *, eps=8 / 2
         ``"per_class": {"clean", name..., "worst": mean per-class accuracy}`` and
         ``"per_class_acc": {metric: {class: accuracy}}``.  Accuracies are fractions in [0, 1].
     """
-    eps = parse_eps(eps)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    eps = check_eps(eps, "eps")
+    batch_size = check_int(batch_size, "batch_size", 1)
+    seed = check_seed(seed)
     atk_map = _build_attacks(attacks, model, eps, seed)
     warnings: list[str] = []
 

@@ -6,17 +6,14 @@ from pathlib import Path
 
 from zslab import ZSLabError
 from zslab.train.engine import compute_scores, evaluate_split_scores, load_run
+from zslab.train.preflight import resolve_n_way
 from zslab.utils.io import atomic_write_json
 
 
 def _config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise ZSLabError(f"{path} is corrupt") from None
+    from zslab.train.engine import read_run_config
+
+    return read_run_config(run_dir)
 
 
 def _anchor_trainer(run_dir: Path, config: dict, device: str | None, data=None):
@@ -76,6 +73,26 @@ def evaluate_run(run_dir: Path, device: str | None = None) -> dict:
     return final
 
 
+def check_robust_args(attacks, eps="8/255", max_images: int | None = None, batch_size: int = 256,
+                      seed: int = 0) -> tuple[list[str], float]:
+    """Validate the arguments of :func:`robust_zsl_run` (``zslab eval --attacks ... --eps ...
+    --max-images ... --batch-size ...``) without touching the run: returns the attack names
+    (see :func:`zslab.attacks.check_attack_names`) and ε as a float (see
+    :func:`zslab.attacks.check_eps`: L∞ in [0, 1], so ``8`` is refused with "did you mean
+    8/255?"). ``max_images`` must be None or an integer >= 1, ``batch_size`` an integer >= 1,
+    ``seed`` an integer (or None). Raises :class:`~zslab.ZSLabError` (also a :class:`ValueError`)."""
+    from zslab.attacks import check_attack_names, check_eps
+    from zslab.attacks.base import check_int, check_seed
+
+    names = check_attack_names(attacks)
+    eps_value = check_eps(eps, "eps")
+    if max_images is not None:
+        check_int(max_images, "max_images", 1, hint=" (use None to attack every image)")
+    check_int(batch_size, "batch_size", 1)
+    check_seed(seed)
+    return names, eps_value
+
+
 def robust_zsl_run(run_dir: Path, attacks: list[str], eps="8/255", max_images: int | None = None,
                    batch_size: int = 256, device: str | None = None, progress: bool = True, seed: int = 0) -> dict:
     """Zero-shot robustness of a run's selected checkpoint: the model classifies unseen-class
@@ -86,18 +103,17 @@ def robust_zsl_run(run_dir: Path, attacks: list[str], eps="8/255", max_images: i
     per-example worst case over attacks, their per-class means, and runtime warnings.
     ``max_images`` evaluates a class-balanced, deterministic subset (the first images of each
     class) to bound the cost of strong attacks on a CPU.
+
+    Every argument is validated (:func:`check_robust_args`) before anything is loaded, computed
+    or written.
     """
     import torch
 
-    from zslab.attacks import parse_eps
     from zslab.eval.robust import robust_evaluate
     from zslab.train.engine import iterate_batches
 
+    attacks, eps_value = check_robust_args(attacks, eps, max_images, batch_size, seed)
     run_dir = Path(run_dir)
-    try:
-        eps_value = parse_eps(eps)
-    except ValueError as e:
-        raise ZSLabError(str(e)) from None
     config = _config(run_dir)
     if config.get("method") == "laat":
         return _robust_anchor_run(run_dir, config, attacks, eps_value, str(eps), max_images, device, progress, seed)
@@ -137,7 +153,7 @@ def _robust_anchor_run(run_dir: Path, config: dict, attacks, eps: float, eps_tex
 
     tr = _anchor_trainer(run_dir, config, device)
     cfg, d = tr.config, tr.data
-    n_way = min(int(cfg["eval_n_way"]), len(d.unseen_classes))
+    n_way = min(resolve_n_way(cfg["eval_n_way"], len(d.unseen_classes)), len(d.unseen_classes))
     per_episode = n_way * int(cfg["eval_n_query"])
     attacked = cfg["eval_episodes_attacked"]
     if max_images is not None:
