@@ -58,15 +58,17 @@ def test_folder_splits_roles_and_pixels(folder_root):
     # text form of a class name is accepted; image_size resizes
     d2 = load_folder(folder_root, novel=["pickup truck"], image_size=8)
     assert d2.unseen_classes.tolist() == [3] and d2.splits["test_unseen"][0][0].shape == (3, 8, 8)
-    assert len(d2.splits["val_unseen"]) == 0
+    # no val_classes: 2 of the 5 seen classes are held out automatically (zslab.data.folder docstring)
+    assert d2.meta["val_classes_auto"] == [d2.class_names[c] for c in d2.val_classes.tolist()]
+    assert len(d2.val_classes) == 2 and len(d2.splits["val_unseen"]) == 8
 
 
 def test_folder_max_per_class_and_seed(folder_root):
     d = load_folder(folder_root, novel="cat", max_per_class=2, seed=1)
     assert all(v <= 2 * 5 for v in d.meta["counts"].values())
-    assert d.meta["counts"]["test_unseen"] == 2 and d.meta["counts"]["train"] == 10
+    assert d.meta["counts"]["test_unseen"] == 2 and d.meta["counts"]["train"] == 6  # 3 train + 2 auto val classes
     e = load_folder(folder_root, novel="cat", max_per_class={"train": 3}, seed=1)
-    assert e.meta["counts"]["train"] == 15 and e.meta["counts"]["test_unseen"] == 4
+    assert e.meta["counts"]["train"] == 9 and e.meta["counts"]["test_unseen"] == 4
     again = load_folder(folder_root, novel="cat", max_per_class=2, seed=1)
     assert again.splits["train"].paths == d.splits["train"].paths
     with pytest.raises(ZSLabError, match="max_per_class"):
@@ -107,7 +109,7 @@ def test_folder_errors(folder_root, tmp_path):
         load_folder(bad, novel="a")
     # a corrupt image is reported when it is read, with its path
     root2 = tmp_path / "c"
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d", "e"):  # 4 seen classes: 2 train + 2 automatic validation classes
         for split in ("train", "test"):
             _write(root2 / split / name / "0.png", 1)
     (root2 / "test" / "c" / "0.png").write_bytes(b"not an image")
@@ -123,8 +125,8 @@ def test_real_cifar10_with_novel_classes():
     assert len(d.class_names) == 10 and d.class_names[0] == "airplane"
     novel = {d.class_names.index(c) for c in ("cat", "dog", "ship")}
     assert set(d.unseen_classes.tolist()) == novel
-    assert d.meta["counts"] == {"train": 140, "val_seen": 140, "test_seen": 140, "val_unseen": 0,
-                                "test_unseen": 60}
+    assert d.meta["counts"] == {"train": 100, "val_seen": 100, "test_seen": 100, "val_unseen": 40,
+                                "test_unseen": 60}  # 5 train + 2 automatic validation classes
     assert not novel & set(d.splits["train"].labels.tolist())
     x, y = d.splits["test_unseen"][5]
     assert x.shape == (3, 32, 32) and int(y) in novel and float(x.std()) > 0.01

@@ -161,3 +161,16 @@ class ZSLData:
     def image_size(self) -> int:
         x, _ = self.splits["train"][0]
         return int(x.shape[-1])
+
+    def class_counts(self) -> dict[str, int]:
+        """``{"train": n, "val": n, "unseen": n}``: the number of training (seen), validation
+        (pseudo-unseen) and unseen (novel, test) classes. Cheap (no image is read): check an
+        evaluation's N-way against it before training, e.g. N-way zero-shot episodes on the
+        novel classes need ``N <= class_counts()["unseen"]`` and validation episodes
+        ``N <= class_counts()["val"]``."""
+        return {"train": int(len(self.train_classes)), "val": int(len(self.val_classes)),
+                "unseen": int(len(self.unseen_classes))}
+
+    def split_sizes(self) -> dict[str, int]:
+        """``{split: number of images}`` for the five splits (:data:`SPLITS`); reads no image."""
+        return {s: len(self.splits[s]) for s in SPLITS}

@@ -35,7 +35,11 @@ Splits (the five :class:`~zslab.data.base.ZSLData` splits)
   ``r2d2`` layout a seeded ``test_seen_per_class`` = 100 per class), held out for GZSL;
   ``val_seen`` = a seeded ``val_seen_fraction`` of the rest; ``train`` = the remainder.
 
-``max_per_class`` caps every split (int) or named splits (dict) for quick runs. The
+``max_per_class`` caps the images per class of every split (int) or of named splits (dict
+``{"train": 24, "val_seen": 4, "val_unseen": 12, "test_seen": 8, "test_unseen": 12}``; keys: the
+five split names, unnamed splits stay whole), a seeded subset drawn after the splits are
+formed, for quick runs — the same option as every file-based loader
+(:func:`zslab.data.folder.resolve_max_per_class`). The
 ``torchvision`` layout holds all images in memory as uint8 (180 MB); the ``r2d2`` layout
 loads PNGs lazily. There is no class-attribute matrix (``class_attributes is None``).
 """
@@ -188,7 +192,7 @@ def _check_r2d2_split_files(root: Path) -> str | None:
     return str(d)
 
 
-def load_cifarfs(root: str | os.PathLike, *, layout: str = "auto", image_size: int = 32,
+def load_cifarfs(root: str | os.PathLike, *, layout: str = "auto", image_size: int | None = 32,
                  val_seen_fraction: float = 0.1, test_seen_per_class: int = 100,
                  max_per_class: int | Mapping[str, int] | None = None, seed: int = 0,
                  check_md5: bool = True, transform: Callable | None = None) -> ZSLData:
@@ -197,12 +201,14 @@ def load_cifarfs(root: str | os.PathLike, *, layout: str = "auto", image_size: i
     Args:
         root: folder holding ``cifar-100-python/`` or ``data/<class>/``.
         layout: ``"auto"``, ``"torchvision"`` or ``"r2d2"``.
-        image_size: square image side (32 = native; other sizes are resized bilinearly).
+        image_size: square image side (32 = native, also for None; other sizes are resized
+            bilinearly).
         val_seen_fraction: per-class share of the train classes' training images held out as
             ``val_seen``.
         test_seen_per_class: ``r2d2`` layout only: images per train class held out as
             ``test_seen`` (the torchvision layout uses CIFAR-100's own test images).
-        max_per_class: per-class cap on every split (int) or on named splits (dict).
+        max_per_class: per-class cap on every split (int) or on named splits (dict keyed by
+            ``train``, ``val_seen``, ``val_unseen``, ``test_seen``, ``test_unseen``).
         seed: seed of the hold-outs and the caps.
         check_md5: let torchvision verify the CIFAR-100 files' MD5 sums.
         transform: ``r2d2`` layout only: PIL → tensor transform.
@@ -214,6 +220,8 @@ def load_cifarfs(root: str | os.PathLike, *, layout: str = "auto", image_size: i
         layout, root = _detect_layout(root)
     elif layout not in ("torchvision", "r2d2"):
         raise ZSLabError(f"dataset 'cifar-fs': layout must be 'auto', 'torchvision' or 'r2d2'; got {layout!r}")
+    if image_size is None:  # the native size (the config schema's null)
+        image_size = 32
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ZSLabError(f"image_size must be a positive integer, got {image_size!r}")
     frac = check_fraction(val_seen_fraction)

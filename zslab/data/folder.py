@@ -15,28 +15,46 @@ prompt is built from ("This is a photo of a pickup truck", LAAT §3.2).
 Class roles and the five :class:`~zslab.data.base.ZSLData` splits
 -----------------------------------------------------------------
 * ``novel`` classes (``unseen_classes``) are never seen in training (LAAT §3.7: zero-shot
-  recognition of novel categories); ``val_classes`` (optional) are validation
-  (pseudo-novel) classes; every other class is a seen (train) class.
+  recognition of novel categories); ``val_classes`` are validation (pseudo-novel) classes,
+  which choose the checkpoint (LAAT's ``val_zs``) and the GZSL calibration; every other
+  class is a seen (train) class.
+* ``val_classes="auto"`` (the default, also when it is None): a seeded hold-out of the seen
+  (non-novel) classes. Of the ``n`` non-novel classes, ``k = max(2, round(auto_val_fraction
+  · n))`` (``auto_val_fraction`` = 0.2, halves rounded up) are drawn at random with ``seed``,
+  at most ``n - 2`` so that two training classes remain. Two validation classes at least,
+  because LAAT chooses its checkpoint on N-way episodes over them (a 1-class episode is always
+  right); so ``n < 4`` is a :class:`~zslab.ZSLabError` (name the classes yourself). E.g.
+  CIFAR-10 with 3 novel classes: 2 validation and 5 training classes; 20 non-novel classes:
+  4 and 16. The choice is announced with an :class:`AutoValClassesWarning` naming
+  the classes and how to set them (``--set data.val_classes=a,b``), and recorded in
+  ``meta["val_classes_auto"]`` (absent when the classes were given). An explicit empty list
+  (``[]``, ``""``) is an error: LAAT selects on validation classes.
 * ``train`` / ``val_seen``: the ``train/`` images of the seen classes, a seeded per-class
   ``val_seen_fraction`` of them held out as ``val_seen`` (at least one per class when a
   class has two or more images);
 * ``test_seen``: the ``test/`` images of the seen classes;
-* ``val_unseen``: the ``test/`` images of the validation classes (empty without them);
+* ``val_unseen``: the ``test/`` images of the validation classes;
 * ``test_unseen``: the ``test/`` images of the novel classes.
 
 The ``train/`` images of validation and novel classes are never used (so no image of a
 novel class can leak into training). ``max_per_class`` caps the images per class of every
-split (an int) or of named splits (a dict ``{"train": 100, "test_unseen": 50}``), keeping a
-seeded random subset — for quick runs. Images are decoded lazily, one at a time, by
-:class:`~zslab.data.xlsa17.ImageListDataset` (nothing is decoded up front except one image
-to find ``image_size`` when it is not given).
+split (an int) or of named splits (a dict ``{"train": 100, "test_unseen": 50}``; keys: the
+five split names ``train``, ``val_seen``, ``val_unseen``, ``test_seen``, ``test_unseen``,
+unnamed splits stay whole), keeping a seeded random subset in file order, drawn after the
+splits are formed — for quick runs. Every dataset loader that reads files (``folder``,
+``cub``/``awa1``/``awa2``/``sun``/``apy``, ``cifar-fs``, ``miniimagenet``) takes this option
+with the same keys (:func:`resolve_max_per_class`, :func:`apply_caps`). Images are decoded
+lazily, one at a time, by :class:`~zslab.data.xlsa17.ImageListDataset` (nothing is decoded
+up front except one image to find ``image_size`` when it is not given).
 
 Class-attribute matrix: none (``class_attributes is None``); anchors come from the class
 names through a text encoder.
 """
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,9 +68,29 @@ from zslab.data.xlsa17 import ImageListDataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".gif", ".tif", ".tiff")
 
-__all__ = ["IMAGE_EXTENSIONS", "text_name", "parse_class_list", "scan_class_folders", "cap_per_class",
-           "split_per_class", "class_split_pools", "apply_caps", "check_fraction", "first_image_size",
-           "resolve_max_per_class", "load_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "AutoValClassesWarning", "auto_val_classes", "text_name", "parse_class_list",
+           "scan_class_folders", "cap_per_class", "split_per_class", "class_split_pools", "apply_caps",
+           "check_fraction", "first_image_size", "resolve_max_per_class", "load_folder"]
+
+
+class AutoValClassesWarning(UserWarning):
+    """Issued when ``folder`` picks its validation classes itself (``val_classes="auto"``)."""
+
+
+def auto_val_classes(seen: Sequence[int], *, fraction: float = 0.2, seed: int = 0) -> list[int]:
+    """The automatic validation hold-out of ``folder`` (module docstring): ``k = max(2,
+    round(fraction · n))`` of the ``n`` seen classes (halves rounded up), at most ``n - 2`` so
+    that two training classes remain, drawn with a generator seeded by ``seed`` only (the
+    draw does not depend on, nor shift, the other seeded draws of the loader). Returns the
+    sorted chosen class indices; ``[]`` when ``n < 4`` (two validation and two training
+    classes are the least)."""
+    seen = sorted(int(c) for c in seen)
+    n = len(seen)
+    k = min(max(2, int(math.floor(float(fraction) * n + 0.5))), n - 2)
+    if k < 2:
+        return []
+    rng = np.random.default_rng([int(seed), 0x5A11])
+    return sorted(int(c) for c in rng.choice(np.asarray(seen, dtype=np.int64), size=k, replace=False))
 
 
 def text_name(name: str) -> str:
@@ -196,9 +234,10 @@ def check_fraction(val_seen_fraction) -> float:
     return f
 
 
-def load_folder(root: str | os.PathLike, novel=None, val_classes=None, *, image_size: int | None = None,
+def load_folder(root: str | os.PathLike, novel=None, val_classes="auto", *, image_size: int | None = None,
                 max_per_class: int | Mapping[str, int] | None = None, val_seen_fraction: float = 0.1,
-                seed: int = 0, transform: Callable | None = None, name: str = "folder") -> ZSLData:
+                seed: int = 0, transform: Callable | None = None, name: str = "folder",
+                auto_val_fraction: float = 0.2) -> ZSLData:
     """Load ``root/{train,test}/<class>/*`` as a zero-shot :class:`ZSLData` (see module doc).
 
     Args:
@@ -206,15 +245,20 @@ def load_folder(root: str | os.PathLike, novel=None, val_classes=None, *, image_
         novel: classes held out as novel (``unseen_classes``, split ``test_unseen``): folder
             names or their text form (``"pickup truck"``), a list or ``"cat,dog,ship"``.
             At least one is required.
-        val_classes: optional validation classes (split ``val_unseen``), same forms.
+        val_classes: validation classes (split ``val_unseen``), same forms; ``"auto"`` (default)
+            or None: a seeded hold-out of the seen classes (module docstring), announced with
+            an :class:`AutoValClassesWarning` and recorded in ``meta["val_classes_auto"]``.
+            An empty list is an error.
         image_size: square side of the loaded images (shorter side resized, centre crop);
             default the shorter side of the first training image (32 for CIFAR-10).
         max_per_class: per-class image cap, for every split (int) or per split (dict).
         val_seen_fraction: per-class share of the seen classes' ``train/`` images held out
             as ``val_seen``.
-        seed: seed of the ``val_seen`` hold-out and of the ``max_per_class`` subsets.
+        seed: seed of the automatic validation classes, of the ``val_seen`` hold-out and of
+            the ``max_per_class`` subsets.
         transform: optional PIL → tensor transform (replaces resize + crop).
         name: the dataset name stored in ``ZSLData.name``.
+        auto_val_fraction: share of the seen classes held out by ``val_classes="auto"``.
     """
     root = Path(root).expanduser()
     hint = (" — the folder dataset expects root/train/<class>/*.jpg and root/test/<class>/*.jpg "
@@ -245,17 +289,41 @@ def load_folder(root: str | os.PathLike, novel=None, val_classes=None, *, image_
         return ids
 
     U = resolve(parse_class_list(novel, "novel"), "novel")
-    V = resolve(parse_class_list(val_classes, "val_classes"), "val_classes")
     if not U:
         raise ZSLabError(f"dataset '{name}' needs novel classes held out for zero-shot evaluation: pass "
                          f"novel=[...] (CLI: --novel a,b,c); classes: {class_names}")
+    auto = val_classes is None or (isinstance(val_classes, str) and val_classes.strip().lower() == "auto")
+    if auto:
+        f = float(auto_val_fraction)
+        if not 0.0 < f < 1.0:
+            raise ZSLabError(f"dataset '{name}': auto_val_fraction must be in (0, 1); got {auto_val_fraction!r}")
+        seen = [i for i in range(len(class_names)) if i not in set(U)]
+        V = auto_val_classes(seen, fraction=f, seed=seed)
+        if not V:
+            raise ZSLabError(f"dataset '{name}': cannot hold out validation classes automatically: {len(seen)} "
+                             f"non-novel classes ({[class_names[i] for i in seen]}), but two training and two "
+                             f"validation classes are needed. Use fewer novel classes, or set data.val_classes "
+                             f"explicitly (--set data.val_classes=a,b; LAAT's validation episodes need 2)")
+        chosen = [class_names[i] for i in V]
+        warnings.warn(f"dataset '{name}': no val_classes given; held out {len(V)} of the {len(seen)} seen classes "
+                      f"as validation (pseudo-novel) classes, chosen with seed={seed}: {','.join(chosen)}. "
+                      f"To choose them yourself: --set data.val_classes={','.join(chosen)}",
+                      AutoValClassesWarning, stacklevel=2)
+    else:
+        V = resolve(parse_class_list(val_classes, "val_classes"), "val_classes")
+        if not V:
+            raise ZSLabError(f"dataset '{name}': data.val_classes is empty ({val_classes!r}); LAAT selects its "
+                             f"checkpoint on validation classes, so name at least one non-novel class "
+                             f"(--set data.val_classes=a,b) or leave it unset (\"auto\": a seeded hold-out of "
+                             f"the seen classes); classes: {class_names}")
     both = sorted(set(U) & set(V))
     if both:
         raise ZSLabError(f"dataset '{name}': classes both novel and validation: {[class_names[i] for i in both]}")
     T = [i for i in range(len(class_names)) if i not in set(U) | set(V)]
     if len(T) < 2:
         raise ZSLabError(f"dataset '{name}': at least two seen (train) classes are needed; "
-                         f"{len(class_names)} classes, {len(U)} novel, {len(V)} validation")
+                         f"{len(class_names)} classes, {len(U)} novel, {len(V)} validation: list fewer classes "
+                         f"in data.val_classes (--set data.val_classes=a,b) or in data.novel")
     caps = resolve_max_per_class(max_per_class)
     frac = check_fraction(val_seen_fraction)
     rng = np.random.default_rng(seed)
@@ -290,6 +358,7 @@ def load_folder(root: str | os.PathLike, novel=None, val_classes=None, *, image_
         "image_size": int(image_size), "seed": seed, "val_seen_fraction": frac,
         "max_per_class": caps, "counts": {s: len(p) for s, (p, _) in lists.items()},
         "novel": [class_names[i] for i in sorted(U)], "val": [class_names[i] for i in sorted(V)],
+        **({"val_classes_auto": [class_names[i] for i in sorted(V)]} if auto else {}),
         "unused": "train/ images of validation and novel classes",
     }
     try:

@@ -25,7 +25,10 @@ Splits (the five :class:`~zslab.data.base.ZSLData` splits)
 ``val_unseen`` = all images of the 16 validation classes; ``test_unseen`` = all images of
 the 20 test (novel) classes; for the 64 train classes a seeded ``test_seen_per_class`` (100)
 images per class form ``test_seen`` (for GZSL), a ``val_seen_fraction`` of the rest
-``val_seen``, the remainder ``train``. ``max_per_class`` caps splits for quick runs. Images
+``val_seen``, the remainder ``train``. ``max_per_class`` caps the images per class of every
+split (int) or of named splits (dict keyed by ``train``, ``val_seen``, ``val_unseen``,
+``test_seen``, ``test_unseen``), a seeded subset drawn after the splits are formed, for quick
+runs (same option as every file-based loader). Images
 are decoded lazily (:class:`~zslab.data.xlsa17.ImageListDataset`, shorter side resized to
 ``image_size`` = 84, centre crop). No class-attribute matrix (``class_attributes is None``).
 """
@@ -161,7 +164,7 @@ def _from_csv(root: Path, hint: str) -> tuple[list[str], np.ndarray]:
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-def load_miniimagenet(root: str | os.PathLike, *, layout: str = "auto", image_size: int = 84,
+def load_miniimagenet(root: str | os.PathLike, *, layout: str = "auto", image_size: int | None = 84,
                       val_seen_fraction: float = 0.1, test_seen_per_class: int = 100,
                       max_per_class: int | Mapping[str, int] | None = None, seed: int = 0,
                       transform: Callable | None = None) -> ZSLData:
@@ -170,11 +173,12 @@ def load_miniimagenet(root: str | os.PathLike, *, layout: str = "auto", image_si
     Args:
         root: folder holding ``train/ val/ test/`` class folders, or ``images/`` + csv files.
         layout: ``"auto"``, ``"folders"`` or ``"csv"``.
-        image_size: square image side (84 = native).
+        image_size: square image side (84 = native, also for None).
         val_seen_fraction: per-class share of the train classes' non-test images held out as
             ``val_seen``.
         test_seen_per_class: images per train class held out as ``test_seen``.
-        max_per_class: per-class cap on every split (int) or on named splits (dict).
+        max_per_class: per-class cap on every split (int) or on named splits (dict keyed by
+            ``train``, ``val_seen``, ``val_unseen``, ``test_seen``, ``test_unseen``).
         seed: seed of the hold-outs and of the caps.
         transform: optional PIL → tensor transform (replaces resize + crop).
     """
@@ -197,6 +201,8 @@ def load_miniimagenet(root: str | os.PathLike, *, layout: str = "auto", image_si
         raise ZSLabError(f"dataset 'miniimagenet': layout must be 'auto', 'folders' or 'csv'; got {layout!r}")
     frac = check_fraction(val_seen_fraction)
     caps = resolve_max_per_class(max_per_class)
+    if image_size is None:  # the native size (the config schema's null)
+        image_size = 84
     T, V, U = np.arange(0, 64), np.arange(64, 80), np.arange(80, 100)
     pools = class_split_pools(labels, T, V, U, val_seen_fraction=frac, test_seen_per_class=test_seen_per_class,
                               caps=caps, rng=np.random.default_rng(seed))

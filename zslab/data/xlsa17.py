@@ -73,7 +73,14 @@ image labels:
 * ``val_unseen`` = all images of V in ``trainval_loc ∪ test_seen_loc`` (= ``val_loc``);
 * ``test_seen`` = ``test_seen_loc`` images of T; its images of V went to ``val_unseen``
   (their count is ``meta['test_seen_moved_to_val_unseen']``);
-* ``test_unseen`` = ``test_unseen_loc``.
+* ``test_unseen`` = ``test_unseen_loc``;
+* ``max_per_class`` (optional, for quick runs such as the ``smoke`` presets): then at most
+  that many images per class in each split — an int for every split or a dict naming splits
+  (``{"train": 24, "val_seen": 4, "val_unseen": 12, "test_seen": 8, "test_unseen": 12}``;
+  keys: the five split names, unnamed splits stay whole) — a seeded random subset kept in
+  image-list order, drawn after the splits above are formed (so a class's images never move
+  between splits). Same option and key names as ``folder``, ``cifar-fs`` and
+  ``miniimagenet`` (:func:`zslab.data.folder.resolve_max_per_class`).
 
 This is the class-disjoint train / validation / test protocol of the paper with no image
 used twice, which is what :class:`~zslab.data.base.ZSLData` requires. Numbers are therefore
@@ -86,7 +93,7 @@ boxes are not part of xlsa17): the whole VOC image is loaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -388,7 +395,8 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
                 image_size: int = 224, res101: str | os.PathLike | None = None,
                 val_classes: str | int | Sequence[str] = "xlsa17", val_seen_fraction: float = 0.1,
                 seed: int = 0, attribute_key: str = "att", check_files: bool = True,
-                path_markers: Sequence[str] | None = None, transform: Callable | None = None) -> ZSLData:
+                path_markers: Sequence[str] | None = None, transform: Callable | None = None,
+                max_per_class: int | Mapping[str, int] | None = None) -> ZSLData:
     """Load CUB / AWA1 / AWA2 / SUN / APY in the xlsa17 proposed split as a :class:`ZSLData`.
 
     ``root``: the dataset folder holding the images (layout in the module docstring).
@@ -401,8 +409,15 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
     (L2-normalised, default) or ``'original_att'``. ``check_files``: check at load time that
     every image exists. ``path_markers``: image-folder names used to re-root res101.mat paths.
     ``transform``: optional PIL → tensor callable replacing the default resize + centre crop.
+    ``max_per_class``: per-class image cap of every split (int) or of the named splits (dict
+    ``{"train": 24, "test_unseen": 12}``), a seeded subset taken after the splits are formed
+    (module docstring); ``meta["counts"]`` are the capped sizes, ``meta["uncapped_counts"]``
+    the sizes before. Only the kept images are checked on disk (``check_files``).
     """
+    from zslab.data.folder import apply_caps, resolve_max_per_class  # folder imports this module
+
     name = _canonical(name)
+    caps = resolve_max_per_class(max_per_class)
     if root is None:
         raise ZSLabError(f"{name}: root is required: the folder that holds the {name} images")
     root = Path(root).expanduser()
@@ -550,6 +565,8 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
     empty = [k for k, v in index_splits.items() if v.size == 0]
     if empty:
         raise ZSLabError(f"{name}: splits {empty} are empty; check val_classes and the split file")
+    uncapped = {k: int(v.size) for k, v in index_splits.items()}
+    index_splits = apply_caps(index_splits, labels, caps, rng)
 
     if check_files:
         used = np.unique(np.concatenate(list(index_splits.values())))
@@ -568,6 +585,7 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
         # numpy int64 arrays of 0-based positions in the image list (res101.mat / images.txt order)
         "split_indices": {k: v.copy() for k, v in index_splits.items()},
         "counts": {k: int(v.size) for k, v in index_splits.items()},
+        "max_per_class": caps, "uncapped_counts": uncapped,
     }
     try:
         return ZSLData(name=name, class_names=class_names, attribute_names=attr_names,
