@@ -290,12 +290,21 @@ class LAATStrategy(Strategy):
         return trades_kl(self._clean_logits, out["logits"], reduction="none")
 
     def state_dict(self, engine) -> dict:
-        return {"anchors": self.anchors.clone(), "raw_anchors": self.raw_anchors.clone(),
-                "arch": engine.config["arch"], "image_size": engine.data.image_size}
+        # tensors and plain data only: checkpoints load with torch.load(weights_only=True)
+        size = engine.data.image_size
+        return {"anchors": torch.as_tensor(self.anchors).detach().cpu().clone(),
+                "raw_anchors": torch.as_tensor(self.raw_anchors).detach().cpu().clone(),
+                "arch": str(engine.config["arch"]),
+                "image_size": tuple(int(v) for v in size) if isinstance(size, (tuple, list)) else int(size)}
 
     def load_state_dict(self, engine, state: dict) -> None:
         old = state.get("anchors")
-        if old is not None and (old.shape != self.anchors.shape or not torch.allclose(old.float(), self.anchors, atol=1e-5)):
+        if old is not None:  # a tensor; arrays or nested lists (hand-made states) are accepted too
+            import numpy as np
+
+            old = torch.as_tensor(np.asarray(old, dtype=np.float32) if not isinstance(old, torch.Tensor) else old)
+        if old is not None and (old.shape != self.anchors.shape
+                                or not torch.allclose(old.float().cpu(), self.anchors.float().cpu(), atol=1e-5)):
             raise ZSLabError(f"cannot resume {engine.run_dir}: the anchors from encoder '{engine.config['encoder']}' "
                              f"differ from those the run was trained with (changed encoder files or cache?)")
 

@@ -726,7 +726,8 @@ def _load_or_generate(cfg: ShapesConfig) -> dict[str, Any]:
     path = _cache_path(cfg)
     if path.is_file():
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
+            payload = safe_torch_load(path, map_location="cpu", what="shapes cache file")
             _check_payload(payload, cfg)
             return payload
         except Exception as e:  # corrupt, truncated, foreign or stale file: regenerate it

@@ -257,7 +257,7 @@ def mmc_encoder(data, out_dir, dim: int, seed: int = 0) -> str:
     npy = out_dir / f"mmc_anchors_{len(names)}x{int(dim)}_s{int(seed)}.npy"
     txt = npy.with_suffix(".txt")
     a = mmc_anchors(len(names), int(dim), seed=int(seed)).astype(np.float32)
-    if not npy.exists() or not np.array_equal(np.load(npy), a):
+    if not npy.exists() or not np.array_equal(np.load(npy, allow_pickle=False), a):
         np.save(npy, a)
     if not txt.exists() or txt.read_text().split() != names:
         txt.write_text("\n".join(names) + "\n")

@@ -74,10 +74,9 @@ class TorchvisionResNet(nn.Module):
                 raise ZSLabError(
                     f"ResNet-{depth} weight file not found: {path}. zslab never downloads weights: put the "
                     f"torchvision ImageNet state_dict (e.g. resnet{depth}-*.pth) there, or pass weights=None")
-            try:
-                sd = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:
-                raise ZSLabError(f"could not read ResNet-{depth} weights {path}: {type(e).__name__}: {e}") from None
+            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
+
+            sd = safe_torch_load(path, map_location="cpu", what=f"ResNet-{depth} weight file")
             if isinstance(sd, dict) and "state_dict" in sd:
                 sd = sd["state_dict"]
             try:

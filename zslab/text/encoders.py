@@ -209,7 +209,11 @@ def _read_checkpoint(path: Path) -> tuple[dict, bool]:
                 warnings.simplefilter("ignore", FutureWarning)
                 module = torch.jit.load(str(path), map_location="cpu")
             return dict(module.state_dict()), True
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
+
+        obj = safe_torch_load(path, map_location="cpu", what="open_clip checkpoint")
+    except ZSLabError:
+        raise
     except Exception as exc:
         raise ZSLabError(f"cannot read open_clip checkpoint {path}: {type(exc).__name__}: {exc}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):

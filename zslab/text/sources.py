@@ -253,11 +253,13 @@ def class_anchors(spec: str, class_names: list[str], prompt: str = DEFAULT_PROMP
     file = cache / f"{p['kind']}-{digest}.pt" if cache is not None else None
     if file is not None and file.is_file():
         try:
-            stored = torch.load(file, map_location="cpu", weights_only=True)
+            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
+            stored = safe_torch_load(file, map_location="cpu", what="anchor cache file")
             if stored.get("key") == key:
                 return stored["anchors"].to(torch.float32)
         except Exception as exc:  # a corrupt cache entry is rebuilt, never trusted
-            warnings.warn(f"ignoring unreadable anchor cache {file} ({type(exc).__name__}); re-encoding", RuntimeWarning)
+            warnings.warn(f"ignoring unreadable anchor cache {file} ({type(exc).__name__}: {exc}); re-encoding",
+                          RuntimeWarning)
     encoder = encoder or load_encoder(spec, device=device)
     raw = encoder.encode(format_prompts(names, prompt), progress=progress)
     anchors = torch.from_numpy(normalize(raw, class_names=names).astype(np.float32))

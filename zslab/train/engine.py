@@ -313,13 +313,18 @@ class Trainer:
             raise ZSLabError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
 
     def _checkpoint(self, epoch: int) -> dict:
-        ckpt = {"zslab_version": zslab.__version__, "epoch": epoch, "model": self.model.state_dict(),
-                "model_config": self.config["model"], "num_attributes": self.data.num_attributes,
+        """Tensors and plain data only, so that the file loads with ``torch.load(weights_only=True)``
+        (:func:`zslab.utils.io.load_checkpoint`): numpy scalars/arrays and paths that a metric or a
+        strategy might hand over are turned into numbers, tensors and strings (``to_plain``)."""
+        from zslab.utils.io import to_plain
+
+        ckpt = {"zslab_version": zslab.__version__, "epoch": int(epoch), "model": self.model.state_dict(),
+                "model_config": to_plain(self.config["model"]), "num_attributes": to_plain(self.data.num_attributes),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "history": self.history, "best": self.best, "config": self.config}
+                "history": to_plain(self.history), "best": to_plain(self.best), "config": to_plain(self.config)}
         state = self.strategy.state_dict(self)
         if state:
-            ckpt["strategy_state"] = state
+            ckpt["strategy_state"] = to_plain(state)
         return ckpt
 
     def _write_metrics(self, final: dict | None = None) -> None:
@@ -518,15 +523,22 @@ def _is_compile_error(e: Exception) -> bool:
 
 
 def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | None = None) -> dict:
-    """Train per ``config`` into run directory ``out``; returns the ``final`` metrics."""
-    trainer = Trainer(config, out, resume=resume, data=data)
-    try:
-        final = trainer.fit()
-    finally:
-        trainer.close()
-    if trainer.dist.enabled:
-        del trainer  # its DistributedDataParallel wrapper holds the process group
-        distributed.teardown()
+    """Train per ``config`` into run directory ``out``; returns the ``final`` metrics.
+
+    The run folder is locked for the whole call (:class:`zslab.utils.runlock.RunLock`, taken
+    before the Trainer looks at ``out``; under torchrun by rank 0 only): a second ``train`` into
+    the same folder, from any process, fails at once with a ZSLabError naming this one."""
+    from zslab.utils.runlock import run_lock
+
+    with run_lock(out):
+        trainer = Trainer(config, out, resume=resume, data=data)
+        try:
+            final = trainer.fit()
+        finally:
+            trainer.close()
+        if trainer.dist.enabled:
+            del trainer  # its DistributedDataParallel wrapper holds the process group
+            distributed.teardown()
     return final
 
 
