@@ -173,8 +173,8 @@ def test_cli_train_with_augment(tmp_path, capsys):
     tiny = [f"--set=data.{k}={v}" for k, v in SHAPES.items()]
     assert main(["train", "apn", "--out", str(run), "--set", "augment=cutmix", "--set", "epochs=1",
                  "--set", "model.width=4", "--set", "progress=false"] + tiny) == 0
-    cfg = json.loads((run / "config.json").read_text())
-    assert cfg["augment"] == "cutmix"
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["engine"]["augment"] == "cutmix" and doc["config"]["method"]["augment"] == "cutmix"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["history"][0]["train_aug_delta"] > 0
     assert main(["train", "apn", "--out", str(tmp_path / "bad"), "--set", "augment=blur"] + tiny) == 2
@@ -192,24 +192,25 @@ PAPER_HAS = {  # GUIDE §2 / official scripts: step (/255), λ_H(p), λ_REL, λ_
 
 @pytest.mark.parametrize("dataset", ["cub", "awa2", "sun"])
 def test_paper_preset_values(dataset):
-    cfg = make_config("has", "paper", dataset=dataset)
+    root = ["data.root=/data/images"]  # a real-format dataset needs its root (checked at config time)
+    cfg = make_config("has", "paper", dataset=dataset, overrides=root)
     step, rob, rel, mag, ent = PAPER_HAS[dataset]
     assert cfg["has_step_size"] == pytest.approx(step / 255)
     assert (cfg["has_lambda_rob"], cfg["has_lambda_rel"], cfg["has_lambda_att_mag"], cfg["has_lambda_att_ent"]) \
         == (rob, rel, mag, ent)
     assert cfg["has_steps"] == 3 and cfg["has_adv_prob"] == 0.5 and cfg["has_eps"] is None
-    for c in (cfg, make_config("apn", "paper", dataset=dataset)):
+    for c in (cfg, make_config("apn", "paper", dataset=dataset, overrides=root)):
         assert c["model"]["backbone"] == "resnet101" and c["data"]["image_size"] == 448
         assert (c["lr"], c["betas"], c["lr_step"], c["lr_gamma"]) == (1e-4, [0.5, 0.999], 10, 0.8)
         assert (c["batch_size"], c["epochs"], c["augment"]) == (64, 30, "none")
     # overrides still apply on top of the per-dataset values
-    assert make_config("has", "paper", dataset=dataset, overrides=["has_lambda_rob=0.5"])["has_lambda_rob"] == 0.5
+    assert make_config("has", "paper", dataset=dataset, overrides=root + ["has_lambda_rob=0.5"])["has_lambda_rob"] == 0.5
     # the smoke/full presets are untouched by the paper values
-    assert make_config("has", "smoke", dataset=dataset)["has_lambda_rel"] == 0.1
+    assert make_config("has", "smoke", dataset=dataset, overrides=root)["has_lambda_rel"] == 0.1
 
 
 def test_paper_preset_rejects_other_datasets():
     for method in ("apn", "has"):
         with pytest.raises(ZSLabError, match="cub, awa2, sun"):
             make_config(method, "paper", dataset="shapes")
-    assert make_config("has", "paper", dataset="CUB")["has_lambda_rel"] == 3.0
+    assert make_config("has", "paper", dataset="CUB", overrides=["data.root=/d"])["has_lambda_rel"] == 3.0

@@ -40,7 +40,7 @@ def test_errors_are_one_line(tmp_path):
     cases = [
         (["train", "apn", "--preset", "huge", "--out", str(tmp_path / "a")], "unknown preset 'huge'"),
         (["train", "apn", "--dataset", "imagenet", "--out", str(tmp_path / "b")], "unknown dataset 'imagenet'"),
-        (["train", "apn", "--out", str(tmp_path / "c"), "--set", "model.backbone=vgg"], "unknown backbone 'vgg'"),
+        (["train", "apn", "--out", str(tmp_path / "c"), "--set", "model.backbone=vgg"], "'model.backbone': Input should be 'small', 'resnet18'"),
         (["train", "apn", "--out", str(tmp_path / "d"), "--set", "model.backbone=resnet50",
           "--set", f"model.weights={tmp_path}/none.pth"], "weight file not found"),
         (["train", "apn", "--out", str(tmp_path / "e"), "--set", "data.colours=9"], "colours"),

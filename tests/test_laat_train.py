@@ -230,7 +230,7 @@ def test_cli_train_laat_with_encoder(tmp_path, encoder, capsys):
     assert cli_main(argv) == 0
     res = json.loads(capsys.readouterr().out)
     assert set(FINAL_KEYS) <= set(res["final"])
-    assert json.loads((out / "config.json").read_text())["encoder"] == encoder
+    assert json.loads((out / "config.json").read_text())["engine"]["encoder"] == encoder
     assert cli_main(["train", "apn", "--encoder", "minilm", "--out", str(tmp_path / "x")]) == 2
 
 

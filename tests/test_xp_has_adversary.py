@@ -230,7 +230,7 @@ def test_tiny_end_to_end_has_row(tmp_path, shapes, encoder, monkeypatch):
         assert r["zsl_worst"] <= min(r["zsl_fgsm"], r["zsl_pgd20"]) <= max(r["zsl_fgsm"], r["zsl_pgd20"]) <= r["zsl_clean"]
         assert len(r["val_zs"]) == len(r["train_acc"]) == 2 and r["zsl_n"] == 6
     saved = json.loads((Path(rows[1]["run_dir"]) / "config.json").read_text())
-    assert saved["adversary"] == "has"
+    assert saved["engine"]["adversary"] == "has" and saved["config"]["attack"]["adversary"] == "has"
     # the robustness evaluation is cached in the run directory and read back unchanged
     cached = list((tmp_path / "cache").glob("*/zsl_robustness-*.json"))
     assert len(cached) == 2

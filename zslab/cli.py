@@ -1,6 +1,7 @@
 """The ``zslab`` command.
 
     zslab train apn --dataset shapes --preset smoke --out runs/x [--set key=value ...] [--resume]
+    zslab config show apn --dataset shapes --preset smoke [--set key=value ...] [--json]
     zslab train laat --dataset shapes --encoder minilm|clip:ARCH:PATH|file:PATH --preset smoke|full|paper --out runs/y
     zslab eval RUN_DIR [--attacks fgsm,pgd20,cw,autoattack --eps 8/255] [--localisation]
     zslab notebooks run [NAME ...] --preset smoke|full --out DIR [--timeout S]   (DIR/report.html)
@@ -22,23 +23,54 @@ def _train(args) -> int:
     if args.encoder is not None:
         if args.method != "laat":
             raise ZSLabError(f"--encoder applies to laat only (method '{args.method}' uses class attributes)")
-        overrides.append(f"encoder={args.encoder}")
+        overrides.append(f"anchors.encoder={args.encoder}")
     cfg = make_config(args.method, preset=args.preset, dataset=args.dataset, overrides=overrides, seed=args.seed)
-    final = train(cfg, args.out, resume=args.resume)
+    final = train(cfg, args.out, resume=args.resume, allow_config_change=args.allow_config_change)
     print(json.dumps({"run_dir": args.out, "final": final}, indent=2))
+    return 0
+
+
+def _config_show(args) -> int:
+    from zslab.config import resolve
+    from zslab.config.show import format_table
+
+    overrides = list(args.set)
+    if args.encoder is not None:
+        overrides.append(f"anchors.encoder={args.encoder}")
+    res = resolve(args.method, args.dataset, args.preset, overrides=overrides, seed=args.seed, allow_missing=True)
+    if args.json:
+        print(json.dumps(res.document(), indent=2))
+    else:
+        print(format_table(res))
     return 0
 
 
 def _eval(args) -> int:
     from pathlib import Path
 
-    from zslab.eval.runs import evaluate_run, robust_zsl_run
+    from zslab.eval.runs import ResultsNotSavedError, check_robust_args, evaluate_run, robust_zsl_run
+    from zslab.train.engine import read_run_config, resolve_device
 
-    final = evaluate_run(Path(args.run_dir), device=args.device)
+    # every argument and the run folder are checked before anything is computed or written
+    names = None
     if args.attacks:
-        names = [a.strip() for a in args.attacks.split(",") if a.strip()]
-        final["robust"] = robust_zsl_run(Path(args.run_dir), names, eps=args.eps, max_images=args.max_images,
-                                         batch_size=args.batch_size, device=args.device)
+        names, _ = check_robust_args(args.attacks, eps=args.eps, max_images=args.max_images,
+                                     batch_size=args.batch_size)
+    elif args.batch_size < 1:
+        raise ZSLabError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
+    if args.device is not None:
+        resolve_device(args.device)
+    read_run_config(Path(args.run_dir))
+    final: dict = {}
+    try:
+        final.update(evaluate_run(Path(args.run_dir), device=args.device))
+        if names:
+            final["robust"] = robust_zsl_run(Path(args.run_dir), names, eps=args.eps, max_images=args.max_images,
+                                             batch_size=args.batch_size, device=args.device)
+    except ResultsNotSavedError as e:  # keep what was computed: print it, then the one-line error
+        final.update(e.results)
+        print(json.dumps(final, indent=2))
+        raise ZSLabError(f"{e} — the results printed above were computed but not saved to metrics.json") from None
     if args.localisation:
         from zslab.eval.localisation import localisation_run
 
@@ -91,10 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set epochs=5 --set data.image_size=64")
     t.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even though the config differs from the stored one (the "
+                        "difference is printed and the new config is stored)")
     t.add_argument("--encoder", default=None, metavar="SPEC",
                    help="laat: text encoder for the class anchors: minilm (offline default), clip:ARCH:PATH "
                         "or file:PATH (precomputed .npy)")
     t.set_defaults(func=_train)
+
+    c = sub.add_parser("config", help="show the resolved configuration of a run and where each value comes from")
+    ca = c.add_subparsers(dest="action", required=True)
+    cs = ca.add_parser("show", help="print the resolved config: defaults -> method -> dataset -> preset -> --set")
+    cs.add_argument("method", help="training method (apn, has, laat)")
+    cs.add_argument("--dataset", default="shapes", help="dataset name (default: shapes)")
+    cs.add_argument("--preset", default="smoke", help="smoke, full or paper")
+    cs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
+    cs.add_argument("--seed", type=int, default=None, help="training seed")
+    cs.add_argument("--encoder", default=None, metavar="SPEC", help="laat: anchors.encoder")
+    cs.add_argument("--json", action="store_true", help="print the JSON document a run folder's config.json holds")
+    cs.set_defaults(func=_config_show)
 
     e = sub.add_parser("eval", help="(re-)evaluate a run's selected checkpoint; updates metrics.json")
     e.add_argument("run_dir")
@@ -136,6 +183,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _setup_logging() -> None:
+    """zslab's own notices (``logging.getLogger("zslab")``: automatic choices such as ``eval.n_way
+    auto``) go to stderr as ``zslab: ...`` lines; warnings (e.g. the automatic validation hold-out)
+    are shown once."""
+    import logging
+
+    class _Stderr(logging.Handler):  # the current sys.stderr at each message (pytest, notebooks swap it)
+        def emit(self, record):
+            print(self.format(record), file=sys.stderr)
+
+    log = logging.getLogger("zslab")
+    if not any(isinstance(h, logging.Handler) and type(h).__name__ == "_Stderr" for h in log.handlers):
+        h = _Stderr()
+        h.setFormatter(logging.Formatter("zslab: %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"zslab: {category.__name__}: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
@@ -145,11 +217,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"zslab: error: {e}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
+    _setup_logging()
     try:
         return args.func(args)
     except ZSLabError as e:
         print(f"zslab: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only folder, a vanished file: one line, no traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"zslab: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("zslab: interrupted; resume with --resume (the last complete epoch is kept)", file=sys.stderr)
         return 130

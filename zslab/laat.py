@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from zslab import ZSLabError
 from zslab.losses import LAAT_OBJECTIVES, cosine_logits, smoothness_loss, trades_kl, trades_loss
+from zslab.train.preflight import resolve_n_way
 from zslab.train.strategies import STRATEGIES, Strategy
 
 OBJECTIVES = ("ace", "cos", "theta", "euclid", "trades")
@@ -412,7 +413,7 @@ class LAATStrategy(Strategy):
         was = model.training
         model.eval()
         try:
-            zs = zero_shot_episodes(model, d.splits["test_unseen"], d.unseen_classes, anchors, n_way=cfg["eval_n_way"],
+            zs = zero_shot_episodes(model, d.splits["test_unseen"], d.unseen_classes, anchors, n_way=resolve_n_way(cfg["eval_n_way"], len(d.unseen_classes)),
                                     n_query=cfg["eval_n_query"], episodes=cfg["eval_episodes"], attack={"pgd": pgd},
                                     seed=seed, batch_size=bs, eps=eps, tau=self.tau,
                                     max_episodes_attacked=cfg["eval_episodes_attacked"], progress=prog)

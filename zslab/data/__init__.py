@@ -4,6 +4,7 @@
 * ``cub``, ``awa1``, ``awa2``, ``sun``, ``apy`` — real benchmarks in the xlsa17 proposed-split
   format (options: ``root=`` image folder, ``split_dir=`` with ``att_splits.mat``, ``image_size=``,
   see :func:`zslab.data.xlsa17.load_xlsa17`);
+* ``cifar10`` — the CIFAR-10 class folders (``folder`` layout) with novel classes cat, dog, ship;
 * ``folder`` — class-named image folders ``root/{train,test}/<class>/`` with ``novel=`` classes held
   out (:func:`zslab.data.folder.load_folder`; e.g. the real CIFAR-10 folders);
 * ``cifar-fs`` — CIFAR-FS 64/16/20 on CIFAR-100 (:func:`zslab.data.cifarfs.load_cifarfs`);
@@ -21,9 +22,9 @@ from zslab import ZSLabError
 from zslab.data.base import SPLITS, TensorImageDataset, ZSLData
 
 XLSA17_NAMES = ("cub", "awa1", "awa2", "sun", "apy")
-TEXT_DATASETS = ("folder", "cifar-fs", "miniimagenet")
+TEXT_DATASETS = ("folder", "cifar10", "cifar-fs", "miniimagenet")
 DATASETS = ("shapes",) + XLSA17_NAMES + TEXT_DATASETS
-_TEXT_ALIASES = {"folder": "folder", "cifar-fs": "cifar-fs", "cifarfs": "cifar-fs", "cifar_fs": "cifar-fs",
+_TEXT_ALIASES = {"folder": "folder", "cifar10": "cifar10", "cifar-10": "cifar10", "cifar-fs": "cifar-fs", "cifarfs": "cifar-fs", "cifar_fs": "cifar-fs",
                  "miniimagenet": "miniimagenet", "mini-imagenet": "miniimagenet", "mini_imagenet": "miniimagenet"}
 
 
@@ -102,7 +103,13 @@ def _load_by_name(name: str, **options) -> ZSLData:
         if "root" not in options:
             raise ZSLabError(f"dataset '{key}' needs its data folder: pass --set data.root=/path/to/{key} "
                              f"(layout: see zslab.data.{key.replace('-', '')})")
-        if key == "folder":
+        if key == "cifar10":  # the CIFAR-10 class folders: the folder loader under the name cifar10
+            from zslab.data.folder import load_folder
+
+            options.setdefault("name", "cifar10")
+            options.setdefault("novel", "cat,dog,ship")
+            loader = load_folder
+        elif key == "folder":
             from zslab.data.folder import load_folder as loader
         elif key == "cifar-fs":
             from zslab.data.cifarfs import load_cifarfs as loader

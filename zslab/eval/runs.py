@@ -44,7 +44,19 @@ def _merge_final(run_dir: Path, config: dict, update: dict, key: str | None = No
     else:
         final[key] = update
     metrics["final"] = final
-    atomic_write_json(metrics, metrics_path)
+    try:
+        atomic_write_json(metrics, metrics_path)
+    except ZSLabError as e:  # disk full, read-only folder: the results computed are handed back, not lost
+        raise ResultsNotSavedError(str(e), results=update if key is None else {key: update}) from None
+
+
+class ResultsNotSavedError(ZSLabError):
+    """Evaluation results were computed but ``metrics.json`` could not be written (the previous
+    file is intact); ``results`` holds them, so the caller can print or store them elsewhere."""
+
+    def __init__(self, message: str, results: dict):
+        super().__init__(message)
+        self.results = results
 
 
 def evaluate_run(run_dir: Path, device: str | None = None) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from zslab import ZSLabError
+from zslab.config.resolve import study_presets
 from zslab.experiments import has_study as hs
 
 #: Cross-paper presets. ``attr_preset``: the :mod:`has_study` study preset (data, APN/HAS
@@ -33,35 +34,7 @@ from zslab.experiments import has_study as hs
 #: subset of ``test_unseen``; ``None`` = all). ``ablation_attacks``: the white-box attacks the
 #: ablation notebooks 32–33 report; AutoAttack only in notebook 31, the robustness question
 #: itself (on an adversarially trained model it costs ≈ 13 CPU-min per 300 images on 1 core).
-XP_PRESETS: dict[str, dict] = {
-    "smoke": {
-        "attr_preset": "smoke",
-        "laat_preset": "smoke",
-        "laat_overrides": {"epochs": 2, "lr_milestones": [2], "pgd_steps": 1, "pgd_step": 8 / 255,
-                           "eval_pgd_steps": 2, "eval_pgd_step": 4 / 255, "eval_episodes": 10,
-                           "eval_episodes_attacked": 2, "eval_n_query": 3, "gzsl_per_class": 1,
-                           "progress": False},
-        "seeds": (0,),
-        "attacks": ("fgsm", "pgd20", "autoattack"),
-        "ablation_attacks": ("fgsm", "pgd20"),
-        "eps": 8 / 255,
-        "max_images": 40,
-    },
-    "full": {
-        "attr_preset": "full",
-        "laat_preset": "full",
-        # 8 epochs of PGD-3 (step 3/255 reaches the ε = 8/255 boundary) instead of the paper's 7
-        # steps: a CPU budget of about 4 min per seed; the evaluation attacks are the full ones
-        "laat_overrides": {"epochs": 8, "lr_milestones": [6], "pgd_steps": 3, "pgd_step": 3 / 255,
-                           "eval_pgd_steps": 10, "eval_pgd_step": 2 / 255, "eval_episodes": 200,
-                           "eval_episodes_attacked": 20, "gzsl_per_class": 20, "progress": False},
-        "seeds": (0, 1, 2),
-        "attacks": ("fgsm", "pgd20", "autoattack"),
-        "ablation_attacks": ("fgsm", "pgd20"),
-        "eps": 8 / 255,
-        "max_images": 150,
-    },
-}
+XP_PRESETS: dict[str, dict] = study_presets("cross_paper")  # zslab/config/recipes/studies/cross_paper.yaml
 
 
 def xp_preset(preset: str) -> dict:

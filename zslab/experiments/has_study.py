@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.config.resolve import study_presets
 from zslab.train.config import backfill_defaults, config_diff, make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
@@ -54,27 +55,7 @@ METRICS = ("zsl_t1", "gzsl_u", "gzsl_s", "gzsl_h")
 #: Study presets: the engine preset they start from, dotted overrides on top of it, the seeds,
 #: how many values of each sweep to run (``None``: all) and which Table-2 rows / Table-3
 #: augmentations to train.
-STUDY_PRESETS: dict[str, dict] = {
-    "smoke": {
-        "train_preset": "smoke",
-        "overrides": {"epochs": 2, "model.width": 8, "data.train_per_class": 8, "data.val_seen_per_class": 3,
-                      "data.test_seen_per_class": 4, "data.unseen_per_class": 8, "progress": False},
-        "seeds": (0,),
-        "sweep_values": 2,
-        "table2_rows": ("baseline", "cls", "has"),
-        "augmentations": ("none", "colorjitter0.4", "grayscale0.4"),
-        "max_images": 48,
-    },
-    "full": {
-        "train_preset": "full",
-        "overrides": {"progress": False},
-        "seeds": (0, 1, 2),
-        "sweep_values": None,
-        "table2_rows": None,   # every row of zslab.has.TABLE2_ROWS
-        "augmentations": None,  # every name in zslab.augment.AUGMENTATIONS
-        "max_images": None,
-    },
-}
+STUDY_PRESETS: dict[str, dict] = study_presets("has")  # zslab/config/recipes/studies/has.yaml
 
 #: Fig. 4 sweeps (and the sign of the attention-entropy weight): config key(s) set per value. ``lambda_div`` scales both parts of L_DIV
 #: (Eq. 7) together, relative to their defaults (λ_att_mag = 1e-4, λ_att_ent = 0.1), since the
@@ -224,10 +205,12 @@ def augmentation_configs(preset: str = "smoke", names=None, seeds=None, override
 def _finished(run_dir: Path, config: dict, metrics_needed=METRICS) -> dict | None:
     """The run's ``final`` metrics when ``run_dir`` holds a finished run of ``config`` (its
     ``final`` has every name in ``metrics_needed``)."""
+    from zslab.train.engine import read_run_config
+
     try:
-        old = json.loads((run_dir / "config.json").read_text())
+        old = read_run_config(run_dir)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, ZSLabError):
         return None
     final = metrics.get("final") or {}
     # a run written before a config key existed lacks it: it is the same run while the key holds its default
@@ -270,7 +253,9 @@ def run_study(runs: list[dict], out_dir: str | Path, data=None, progress: bool =
         if not cached:
             resume = (run_dir / "config.json").exists()
             if resume:  # keep the stored device/progress so the engine's resume check passes
-                old = json.loads((run_dir / "config.json").read_text())
+                from zslab.train.engine import read_run_config
+
+                old = read_run_config(run_dir)
                 for k in _VOLATILE:
                     if k in old:
                         cfg[k] = old[k]

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from zslab import ZSLabError
+from zslab.config.resolve import study_presets
 from zslab.paper_numbers import paper_value
 
 __all__ = [
@@ -58,11 +59,7 @@ PAPER_TABLE_S3 = {e: (paper_value("LAAT Table S3", e, "Sum of rank"),
 PAPER_MMC_COS = paper_value("LAAT Sec. 3.3", "MMC (100 classes)", "Average CoS")
 
 #: notebook presets; the analysis is cheap, the full preset only adds more anchor sets
-PRESETS = {
-    "smoke": {"prompts": ("This is a photo of a {}",), "minilm_miniimagenet": False, "hist_bins": 40},
-    "full": {"prompts": ("This is a photo of a {}", "{}", "a photo of a {}.", "a sketch of a {}."),
-             "minilm_miniimagenet": True, "hist_bins": 60},
-}
+PRESETS = study_presets("laat_anchors")  # zslab/config/recipes/studies/laat_anchors.yaml
 
 #: the released CLIP ViT-B/16 text features (GUIDE §4): rows 64 train, 16 val, 20 test
 CLIP_FILES = {

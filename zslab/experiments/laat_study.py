@@ -60,7 +60,9 @@ import torch
 from zslab import ZSLabError
 from zslab.experiments.has_study import config_key, run_study
 from zslab.experiments.has_study import summarize as _summarize
+from zslab.config.resolve import study_presets
 from zslab.train.config import make_config
+from zslab.train.preflight import resolve_n_way
 
 __all__ = ["METRICS", "CS_METRICS", "STUDY_PRESETS", "CIFAR10_NOVEL", "CIFAR10_VAL", "default_data_root", "study_config",
            "load_study_data", "mmc_encoder", "robustness_configs", "curve_configs", "table5_configs",
@@ -78,10 +80,10 @@ CS_METRICS = ("gzsl_cs_u", "gzsl_cs_s", "gzsl_cs_h", "gzsl_cs_h_uncalibrated")
 #: CIFAR-10 classes held out as novel in the ``full`` preset: two animals whose nearest seen
 #: classes are other animals (cat, dog ↔ horse, bird, frog) and one vehicle (ship ↔ airplane,
 #: automobile); cat vs dog is CIFAR-10's most confused pair, so the 3-way task is not trivial.
-CIFAR10_NOVEL = ("cat", "dog", "ship")
+CIFAR10_NOVEL = tuple(study_presets("laat")["full"]["overrides"]["data"]["novel"].split(","))  # cat, dog, ship
 #: validation (pseudo-novel) classes for model selection and the learning curves: one animal,
 #: one vehicle, mirroring the novel mix. The 5 remaining classes are the training classes.
-CIFAR10_VAL = ("deer", "truck")
+CIFAR10_VAL = tuple(study_presets("laat")["full"]["overrides"]["data"]["val_classes"].split(","))  # deer, truck
 
 
 def default_data_root() -> Path:
@@ -89,48 +91,7 @@ def default_data_root() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10"
 
 
-STUDY_PRESETS: dict[str, dict] = {
-    "smoke": {
-        "dataset": "shapes",
-        "train_preset": "smoke",
-        "overrides": {"epochs": 2, "lr_milestones": [2], "pgd_steps": 1, "pgd_step": 8 / 255,
-                      "eval_pgd_steps": 2, "eval_pgd_step": 4 / 255, "eval_episodes": 10, "eval_episodes_attacked": 2,
-                      "eval_n_query": 3, "gzsl_per_class": 1, "eval_batch_size": 128, "progress": False,
-                      "data": {"train_per_class": 2, "val_seen_per_class": 1, "test_seen_per_class": 1,
-                               "unseen_per_class": 4}},
-        "seeds": (0,),
-        # rows chosen to share runs through the cache: "exp+ace+sm" = "expanded+sm" = Table 4 "ace" =
-        # Table 6 "sm3" = τ 1 = Fig. 3 "expanded"; "ace+sm" = "original+sm" = Fig. 3 "original"
-        "robustness_rows": ("original+sm", "expanded+sm"),
-        "table5_rows": ("ace+sm", "exp+ace+sm"),
-        "table4_rows": ("ace", "cos"),
-        "table6_rows": ("sm3", "trades6"),
-        "taus": (1.0,),
-        "shots": (1, 2),
-        "few_shot_episodes": 6,
-        "few_shot_query": 2,
-        "few_shot_attack": True,
-    },
-    "full": {
-        "dataset": "folder",
-        "train_preset": "full",
-        "overrides": {"epochs": 10, "lr_milestones": [7], "eval_n_way": 3, "eval_n_query": 20, "eval_episodes": 200,
-                      "eval_episodes_attacked": 10, "gzsl_per_class": 30, "progress": False,
-                      "data": {"novel": ",".join(CIFAR10_NOVEL), "val_classes": ",".join(CIFAR10_VAL),
-                               "max_per_class": {"train": 700, "val_seen": 100, "val_unseen": 500, "test_seen": 50,
-                                                 "test_unseen": 150}}},
-        "seeds": (0, 1, 2),
-        "robustness_rows": None,
-        "table5_rows": None,
-        "table4_rows": None,
-        "table6_rows": None,
-        "taus": (1.0, 0.5, 0.1),
-        "shots": (1, 2, 5, 10),
-        "few_shot_episodes": 100,
-        "few_shot_query": 20,
-        "few_shot_attack": False,
-    },
-}
+STUDY_PRESETS: dict[str, dict] = study_presets("laat")  # zslab/config/recipes/studies/laat.yaml
 
 # Table 5 rows: (expand, objective, alpha). "ce" is not a zslab objective: the no-A-CE rows use
 # the Euclidean objective of Table 4, the plain distance loss the paper contrasts A-CE with.
@@ -368,7 +329,7 @@ def few_shot_curves(run_dir, shots, data=None, modes=("prototype", "blend"), bet
                 return PGD(classifier, eps=eps, alpha=step, steps=steps, random_start=True, seed=1000 + calls[0])
 
             r = zero_shot_episodes(model, d.splits["test_unseen"], d.unseen_classes, anchors,
-                                   n_way=int(cfg["eval_n_way"]), n_query=n_query, episodes=int(episodes),
+                                   n_way=resolve_n_way(cfg["eval_n_way"], len(d.unseen_classes)), n_query=n_query, episodes=int(episodes),
                                    attack={"pgd": pgd} if attack else None, seed=int(cfg["eval_seed"]), eps=eps,
                                    tau=tau, n_shot=int(k), anchor_mode=mode, beta=beta,
                                    max_episodes_attacked=max(1, int(episodes) // 5) if attack else None,

@@ -62,10 +62,8 @@ ROWS: dict[str, dict] = {
 #: (one torch thread, 1 epoch of the full preset), HAS takes 41.6 CPU-s per epoch against 11.9 for
 #: APN, i.e. about 21 CPU-min per HAS run of 30 epochs (63 for the 3 seeds of ``has-expanded``);
 #: pass ``rows=`` to add ``has-raw`` / ``has-expanded``.
-PRESET_ROWS: dict[str, tuple[str, ...]] = {
-    "smoke": tuple(ROWS),
-    "full": ("apn-raw", "apn-expanded", "laat-attr-raw", "laat-attr-expanded", "laat-text"),
-}
+PRESET_ROWS: dict[str, tuple[str, ...]] = {p: x["rows"]["attribute_anchors"] or tuple(ROWS)
+                                           for p, x in cp.XP_PRESETS.items()}
 
 #: Zero-shot robustness protocol changes per preset on top of the cross-paper preset's (attacks, ε,
 #: ``max_images``): ``smoke`` attacks 10 unseen images (one per unseen class) so a fresh smoke run of
@@ -162,7 +160,9 @@ def robustness(rows: list[dict], preset: str = "smoke", data=None, device: str |
         if not (run_dir / "config.json").is_file():
             raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json); train the row first "
                              f"(train_rows)")
-        config = json.loads((run_dir / "config.json").read_text())
+        from zslab.train.engine import read_run_config
+
+        config = read_run_config(run_dir)
         res = cp.zsl_robustness(run_dir, attacks=proto["attacks"], eps=proto["eps"], max_images=proto["max_images"],
                                 data=data_for(config, data), device=device, seed=proto["seed"], progress=progress)
         new = dict(row, clean=res["clean"], worst=res["worst"], n_eval=res["n"], eps=res["eps"],

@@ -52,7 +52,7 @@ ROWS: dict[str, dict] = {
     "has+pgd": {"adversary": "has+pgd"},
 }
 #: the rows each cross-paper preset trains
-PRESET_ROWS: dict[str, tuple[str, ...]] = {"smoke": ("none", "pgd", "has"), "full": ("none", "pgd", "has", "has+pgd")}
+PRESET_ROWS: dict[str, tuple[str, ...]] = {p: x["rows"]["has_adversary"] for p, x in cp.XP_PRESETS.items()}
 
 #: LAAT's own final metrics summarised per row
 LAAT_METRICS = ("zs_clean", "zs_pgd")

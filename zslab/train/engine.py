@@ -34,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from zslab.data import ZSLData, load_dataset
 from zslab.eval.zsl import gzsl_us, per_class_accuracy, predict, select_mu
 from zslab.models import APN
 from zslab.train import distributed
+from zslab.train import preflight
 from zslab.train.config import backfill_defaults, config_diff, validate
 from zslab.train.strategies import STRATEGIES
 from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint
@@ -207,20 +209,29 @@ def evaluate_split_scores(data: ZSLData, scores: dict, mu: float | None = None) 
 class Trainer:
     """Runs a strategy over a dataset with a model; see the module docstring."""
 
-    def __init__(self, config: dict, run_dir: str | Path, resume: bool = False, data: ZSLData | None = None):
+    def __init__(self, config: dict, run_dir: str | Path, resume: bool = False, data: ZSLData | None = None,
+                 allow_config_change: bool = False):
+        """Check everything, then create the run folder: a configuration, data, model or output
+        folder that cannot work raises a :class:`ZSLabError` before the folder exists (see
+        :mod:`zslab.train.preflight`). ``allow_config_change``: resume a folder whose stored config
+        differs from ``config`` (the difference is printed and the new config is stored)."""
         validate(config)
-        self.config = config
-        self.run_dir = ensure_writable_dir(run_dir)
+        self._given_config = config  # an EngineConfig remembers each value's source (run_document)
+        self.config = dict(config)  # checkpoints hold plain data only
+        self.run_dir = Path(run_dir)
+        self.allow_config_change = allow_config_change
         self.device = resolve_device(config["device"])
         # torchrun: join the process group (gloo on CPU, NCCL on CUDA); a no-op context otherwise
         self.dist = distributed.setup(self.device.type)
         self.device = self.dist.device(self.device)
+        preflight.check_output(self.run_dir, resume)
         self._check_run_dir(resume)
         self.dist.barrier()  # every rank has checked the run dir before rank 0 writes into it
         self.resume = resume
         torch.manual_seed(config["seed"])
         self.data = data if data is not None else load_dataset(config["dataset"],
                                                               **config["data"])
+        preflight.check_data(config, self.data)
         if config["method"] not in STRATEGIES:
             raise ZSLabError(f"unknown method '{config['method']}'; available: {', '.join(STRATEGIES)}")
         self.strategy = STRATEGIES[config["method"]]()
@@ -269,27 +280,36 @@ class Trainer:
         self.rng = torch.Generator()
         self._workers: WorkerBatches | None = None  # built on first use (config num_workers > 0)
         self.strategy.setup(self)
+        # every check passed: only now does the run folder come into being
+        if self.dist.is_main:
+            preflight.check_free_space(self.run_dir, self.model)
+            ensure_writable_dir(self.run_dir)
+        self.dist.barrier()
         if resume and (self.run_dir / "last.pt").exists():
             self._load_last()
         if self.dist.is_main:
-            atomic_write_json(config, self.run_dir / "config.json")
+            atomic_write_json(run_document(self._given_config), self.run_dir / "config.json")
         self.dist.barrier()
 
     # ------------------------------------------------------------------ run directory
     def _check_run_dir(self, resume: bool) -> None:
+        """A folder that holds a run is continued only with ``resume`` and the same config (or
+        ``allow_config_change``, which prints the difference); its stored config is read as data
+        (JSON) and migrated from the old flat form if needed."""
         cfg_path = self.run_dir / "config.json"
-        if cfg_path.exists():
-            try:
-                old = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError:
-                raise ZSLabError(f"{cfg_path} is corrupt; delete the run directory or choose another --out") from None
-            if not resume:
-                raise ZSLabError(f"{self.run_dir} already holds a run; pass --resume to continue it "
-                                 f"or choose another --out")
-            diff = config_diff(backfill_defaults(old), self.config)
-            if diff:
-                raise ZSLabError(f"cannot resume {self.run_dir} with a different config ({'; '.join(diff)}); "
-                                 f"use the original settings or a new --out")
+        if not cfg_path.exists():
+            return
+        if not resume:
+            raise ZSLabError(f"{self.run_dir} already holds a run; pass --resume to continue it "
+                             f"or choose another --out")
+        old = read_run_config(self.run_dir)
+        diff = config_diff(backfill_defaults(old), self.config)
+        if diff and not self.allow_config_change:
+            raise ZSLabError(f"cannot resume {self.run_dir} with a different config ({'; '.join(diff)}); "
+                             f"use the original settings, a new --out, or --allow-config-change to resume with "
+                             f"the new values")
+        if diff:
+            print(f"zslab: resuming {self.run_dir} with a changed config: {'; '.join(diff)}", file=sys.stderr)
 
     def _load_last(self) -> None:
         ckpt = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
@@ -515,6 +535,58 @@ class Trainer:
         return final
 
 
+def run_document(config: dict) -> dict:
+    """The document a run folder's ``config.json`` holds: the nested config, where each value came
+    from (``zslab config show``) and the engine view (:func:`zslab.config.from_flat`)."""
+    from zslab.config import from_flat
+
+    res = from_flat(config)
+    sources = dict(getattr(config, "sources", None) or {})
+    snapshot = getattr(config, "snapshot", None) or {}
+    changed = {k for k in config if snapshot and k in snapshot and snapshot[k] != config[k]}
+    for path in res.sources:
+        if path not in sources:
+            sources[path] = "code"
+    if changed:  # values changed in code after make_config (studies, notebooks)
+        from zslab.config.aliases import FLAT_ALIASES
+
+        for k in changed:
+            path = FLAT_ALIASES.get(k, (k, ()))[0]
+            for p in sources:
+                if p == path or p.startswith(path + "."):
+                    sources[p] = "code"
+    sources = {p: sources[p] for p in res.sources}
+    doc = res.document()
+    doc["sources"] = sources
+    doc["engine"] = dict(config)
+    return doc
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The engine config of a run folder (its ``config.json``, read as JSON data — never code),
+    migrated from the old flat form when needed; a clear :class:`ZSLabError` when the folder is
+    not a run folder or the file is corrupt."""
+    from zslab.config import ConfigError, from_document
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json)")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ZSLabError(f"{path} is corrupt (not JSON); delete the run directory or choose another --out") from None
+    try:
+        res = from_document(obj)
+    except ConfigError as e:
+        raise ZSLabError(f"{path} holds a config this zslab cannot run: {e}") from None
+    flat = obj["engine"] if isinstance(obj, dict) and obj.get("zslab_config") == 2 else obj
+    out = dict(res.flat)
+    out.update({k: v for k, v in flat.items() if k in out and k not in ("data",)})
+    out["data"] = dict(flat.get("data") or {})
+    return out
+
+
 def _is_compile_error(e: Exception) -> bool:
     """Whether an exception comes from torch.compile (dynamo / inductor / a backend compiler)."""
     mod = type(e).__module__ or ""
@@ -522,7 +594,8 @@ def _is_compile_error(e: Exception) -> bool:
         "BackendCompilerFailed", "InductorError", "CppCompileError", "Unsupported")
 
 
-def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | None = None) -> dict:
+def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | None = None,
+          allow_config_change: bool = False) -> dict:
     """Train per ``config`` into run directory ``out``; returns the ``final`` metrics.
 
     The run folder is locked for the whole call (:class:`zslab.utils.runlock.RunLock`, taken
@@ -531,7 +604,7 @@ def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | N
     from zslab.utils.runlock import run_lock
 
     with run_lock(out):
-        trainer = Trainer(config, out, resume=resume, data=data)
+        trainer = Trainer(config, out, resume=resume, data=data, allow_config_change=allow_config_change)
         try:
             final = trainer.fit()
         finally:
@@ -546,9 +619,7 @@ def load_run(run_dir: str | Path, which: str = "best", data: ZSLData | None = No
     """Rebuild (config, data, model) of a finished run, with weights of ``best`` or ``last``."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json)")
-    config = json.loads(cfg_path.read_text())
+    config = read_run_config(run_dir)
     dev = resolve_device(device or config.get("device", "auto"))
     data = data if data is not None else load_dataset(config["dataset"], **config["data"])
     path = run_dir / f"{which}.pt"
