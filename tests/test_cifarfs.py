@@ -82,7 +82,7 @@ def test_torchvision_layout(tmp_path):
 
 def test_torchvision_layout_errors(tmp_path):
     _write_cifar100(tmp_path)
-    with pytest.raises(ZSLabError, match="corrupt .*MD5.*check_md5=False"):
+    with pytest.raises(ZSLabError, match="MD5 sum: the files are corrupt .*check_md5=False"):
         load_cifarfs(tmp_path)  # the fixture cannot match the real files' MD5 sums
     (tmp_path / "cifar-100-python" / "meta").unlink()
     with pytest.raises(ZSLabError, match=r"lacks \['meta'\].*cifar-100-python.tar.gz"):
@@ -128,3 +128,21 @@ def test_r2d2_layout(tmp_path):
     shutil.rmtree(tmp_path / "data" / "worm")
     with pytest.raises(ZSLabError, match=r"class folders missing .*\['worm'\]"):
         load_cifarfs(tmp_path)
+
+
+def test_a_pickle_payload_in_the_cifar100_files_never_runs(tmp_path):
+    """The CIFAR-100 python files are read as data: an object that would run code is refused."""
+    import pickle
+
+    _write_cifar100(tmp_path)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    with open(tmp_path / "cifar-100-python" / "meta", "wb") as fh:
+        pickle.dump({"fine_label_names": Payload()}, fh)
+    with pytest.raises(ZSLabError, match="carries objects other than plain data"):
+        load_cifarfs(tmp_path, check_md5=False)
+    assert not marker.exists()

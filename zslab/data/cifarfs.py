@@ -143,35 +143,38 @@ def _load_torchvision(root: Path, check_md5: bool) -> tuple[dict[str, tuple[np.n
     if missing:
         raise ZSLabError(f"dataset 'cifar-fs': {base} lacks {missing}; "
                          f"{_WHERE.replace('ROOT', str(root))}")
-    if check_md5:
-        factory = CIFAR100
-    else:
-        class factory(CIFAR100):  # same loader; file presence instead of MD5 (re-packed copies)
-            def _check_integrity(self) -> bool:
-                return all((base / f).is_file() for f, _ in self.train_list + self.test_list)
+    if check_md5:  # torchvision's published MD5 sums of the CIFAR-100 python files
+        from torchvision.datasets.utils import check_integrity
 
-            def _load_meta(self) -> None:
-                import pickle
+        bad = [f for f, md5 in CIFAR100.train_list + CIFAR100.test_list + [[CIFAR100.meta["filename"],
+                                                                            CIFAR100.meta["md5"]]]
+               if not check_integrity(str(base / f), md5)]
+        if bad:
+            raise ZSLabError(f"dataset 'cifar-fs': {base}/{bad[0]} does not match CIFAR-100's MD5 sum: the files are "
+                             f"corrupt or re-packed. Re-extract cifar-100-python.tar.gz, or pass "
+                             f"check_md5=False (--set data.check_md5=false) for a re-packed copy")
+    # read as data (plain values and numpy arrays only), never through pickle's object construction
+    from zslab.utils.io import safe_pickle_load
 
-                with open(base / self.meta["filename"], "rb") as fh:
-                    self.classes = pickle.load(fh, encoding="latin1")[self.meta["key"]]
-                self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-    out, names = {}, None
-    for part, train in (("train", True), ("test", False)):
+    with open(base / CIFAR100.meta["filename"], "rb") as fh:
+        meta = safe_pickle_load(fh, encoding="latin1", what="CIFAR-100 meta file")
+    try:
+        names = list(meta[CIFAR100.meta["key"]])
+    except (KeyError, TypeError):
+        raise ZSLabError(f"dataset 'cifar-fs': {base}/meta lacks '{CIFAR100.meta['key']}'") from None
+    out = {}
+    for part in ("train", "test"):
+        with open(base / part, "rb") as fh:
+            entry = safe_pickle_load(fh, allow_numpy=True, encoding="latin1", what=f"CIFAR-100 {part} file")
         try:
-            ds = factory(str(root), train=train, download=False)
-        except RuntimeError as e:
-            raise ZSLabError(f"dataset 'cifar-fs': torchvision could not load {base} ({e}); the files are "
-                             f"missing or corrupt (MD5 mismatch). Re-extract cifar-100-python.tar.gz, or pass "
-                             f"check_md5=False for a re-packed copy") from None
-        except Exception as e:  # unpickling errors, wrong array sizes
+            data = np.asarray(entry["data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            labels = np.asarray(entry["fine_labels"] if "fine_labels" in entry else entry["labels"], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as e:
             raise ZSLabError(f"dataset 'cifar-fs': cannot read {base}/{part}: {e.__class__.__name__}: {e}") from None
-        data = np.asarray(ds.data)
-        if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or data.dtype != np.uint8:
-            raise ZSLabError(f"dataset 'cifar-fs': {base}/{part} holds images of shape {data.shape[1:]} "
-                             f"and dtype {data.dtype}; expected 32x32x3 uint8")
-        out[part] = (data, np.asarray(ds.targets, dtype=np.int64))
-        names = list(ds.classes)
+        if data.dtype != np.uint8 or len(data) != len(labels):
+            raise ZSLabError(f"dataset 'cifar-fs': {base}/{part} holds {len(data)} images of dtype {data.dtype} and "
+                             f"{len(labels)} labels; expected 32x32x3 uint8 images, one label each")
+        out[part] = (np.ascontiguousarray(data), labels)
     return out, names
 
 
