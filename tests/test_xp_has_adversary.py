@@ -44,7 +44,7 @@ def encoder(shapes, tmp_path_factory):
 
 
 def cfg(encoder, **over):
-    base = {"epochs": 1, "batch_size": 16, "progress": False, "pgd_steps": 3, "lr_milestones": [1],
+    base = {"epochs": 1, "batch_size": 16, "progress": False, "pgd_steps": 3, "lr_milestones": [1], "eval_n_way": 3, "eval_n_query": 2,
             "encoder": encoder, "data": SHAPES}
     base.update(over)
     return make_config("laat", "smoke", overrides=base)

@@ -61,6 +61,29 @@ def _eval(args) -> int:
     if args.device is not None:
         resolve_device(args.device)
     read_run_config(Path(args.run_dir))
+    import contextlib
+
+    from zslab.utils.runlock import RunFolderBusyError, run_lock
+
+    lock = run_lock(args.run_dir)  # not while a training (or another eval) writes into the folder
+    try:
+        lock.__enter__()
+    except RunFolderBusyError:
+        raise
+    except ZSLabError as e:  # a read-only folder (someone else's run): evaluate it; results are printed
+        print(f"zslab: evaluating {args.run_dir} without a lock ({e})", file=sys.stderr)
+        lock = contextlib.nullcontext()
+    try:
+        return _eval_locked(args, names)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _eval_locked(args, names) -> int:
+    from pathlib import Path
+
+    from zslab.eval.runs import ResultsNotSavedError, evaluate_run, robust_zsl_run
+
     final: dict = {}
     try:
         final.update(evaluate_run(Path(args.run_dir), device=args.device))

@@ -55,13 +55,13 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass, fields, replace
-from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zslab import ZSLabError
+from zslab.config.schema import parse_fraction
 from zslab.attacks.losses import logits_of
 from zslab.attacks.pgd import PGD
 
@@ -151,8 +151,8 @@ class HASConfig:
 def _number(name, v) -> float:
     if isinstance(v, str) and name in ("step_size", "eps"):  # "2/255"
         try:
-            v = float(Fraction(v.replace(" ", "")))
-        except (ValueError, ZeroDivisionError):
+            v = parse_fraction(v)
+        except ValueError:
             raise HASConfigError(f"HAS {name} must be a number or a fraction like '2/255'; got {v!r}") from None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise HASConfigError(f"HAS {name} must be a number; got {v!r}")

@@ -28,12 +28,12 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from fractions import Fraction
 
 import torch
 import torch.nn as nn
 
 from zslab import ZSLabError
+from zslab.config.schema import parse_fraction
 
 from ._rng import KeyedRNG, _splitmix64, fresh_seed, name_salt
 from .losses import ce_loss, logits_of, resolve_loss
@@ -74,10 +74,9 @@ def parse_eps(eps, name: str = "eps") -> float:
     if isinstance(eps, numbers.Real):
         value = float(eps)
     elif isinstance(eps, str):
-        text = eps.replace(" ", "")
         try:
-            value = float(Fraction(text)) if "/" in text else float(text)
-        except (ValueError, ZeroDivisionError):
+            value = parse_fraction(eps)
+        except ValueError:
             raise AttackInputError(f"cannot parse {name} {eps!r}; write it like '8/255' or '0.03'") from None
     elif isinstance(eps, torch.Tensor) and eps.numel() == 1 and not eps.dtype == torch.bool:
         value = float(eps.item())

@@ -524,12 +524,10 @@ def from_document(obj: dict) -> Resolved:
 # ----------------------------------------------------------------------------- study recipes
 def _study_values(obj, top: bool = True):
     """Fractions written as "8/255" become floats; lists outside ``overrides`` become tuples."""
-    from fractions import Fraction
-
     if isinstance(obj, str) and "/" in obj:
         try:
-            return float(Fraction(obj.replace(" ", "")))
-        except (ValueError, ZeroDivisionError):
+            return sc.parse_fraction(obj)
+        except ValueError:
             return obj
     if isinstance(obj, dict):
         return {k: (_study_values(v, top=False) if k in ("overrides", "laat_overrides") or not top

@@ -60,6 +60,16 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def parse_fraction(text: str) -> float:
+    """``"8/255"``, ``"8 / 255"``, ``"0.03"`` → float (the fraction is rounded once, so ``"8/255"``
+    equals ``8 / 255``); :class:`ValueError` for anything else."""
+    text = str(text).replace(" ", "")
+    try:
+        return float(Fraction(text)) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cannot read {text!r} as a number; write it like '8/255' or 0.03") from None
+
+
 def pixel_value(v: Any, *, name: str = "value") -> float:
     """A perturbation size on the [0, 1] pixel scale: a number or a fraction string (``"8/255"``).
 
@@ -68,11 +78,7 @@ def pixel_value(v: Any, *, name: str = "value") -> float:
     if isinstance(v, bool):
         raise ValueError("must be a number or a fraction like '8/255', not true/false")
     if isinstance(v, str):
-        text = v.replace(" ", "")
-        try:
-            v = float(Fraction(text)) if "/" in text else float(text)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"cannot read {v!r} as a number; write it like '8/255' or 0.03") from None
+        v = parse_fraction(v)
     if not isinstance(v, numbers.Real):
         raise ValueError(f"must be a number or a fraction like '8/255', got {v!r}")
     v = float(v)
@@ -204,7 +210,8 @@ class MethodSection(Section):
 class AnchorsSection(Section):
     encoder: str = Field("minilm", description="minilm | clip:ARCH:PATH | file:ANCHORS.npy[:CLASSES.txt] | attributes")
     prompt: str = Field("This is a photo of a {}", description="prompt with one {} for the class name (LAAT Sec. 3.2)")
-    cache: str | None = Field(None, description="folder caching encoded anchors (null: no cache)")
+    cache: Union[str, None, Literal[False]] = Field(
+        None, description="folder caching encoded anchors (null or false: no cache)")
     expand: StrictBool = Field(True, description="expand anchors (LAAT Appendix Alg. 1), fitted on training classes")
 
     @model_validator(mode="after")

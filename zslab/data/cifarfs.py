@@ -55,7 +55,7 @@ import torch
 
 from zslab import ZSLabError
 from zslab.data.base import TensorImageDataset, ZSLData
-from zslab.data.folder import (apply_caps, check_fraction, class_split_pools, resolve_max_per_class,
+from zslab.data.folder import (apply_caps, check_fraction, check_seed, class_split_pools, resolve_max_per_class,
                                scan_class_folders, split_per_class, text_name)
 from zslab.data.xlsa17 import ImageListDataset
 
@@ -229,7 +229,7 @@ def load_cifarfs(root: str | os.PathLike, *, layout: str = "auto", image_size: i
         raise ZSLabError(f"image_size must be a positive integer, got {image_size!r}")
     frac = check_fraction(val_seen_fraction)
     caps = resolve_max_per_class(max_per_class)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     index = {c: i for i, c in enumerate(CIFAR_FS_CLASSES)}
     T = np.arange(0, 64)
     V = np.arange(64, 80)

@@ -16,6 +16,7 @@ writer                              dataset name(s)                      returne
 ==================================  ===================================  =================================
 :func:`write_folder`                ``folder``                           ``root``, ``novel``
                                                                          (+ ``val_classes`` if ``n_val``)
+:func:`write_cifar10`               ``cifar10``                          ``root``
 :func:`write_xlsa17`                ``cub``, ``awa1``, ``awa2``,         ``root``, ``split_dir``,
                                     ``sun``, ``apy``                     ``image_size``
 :func:`write_cifar100_python`       ``cifar-fs`` (torchvision layout)    ``root``, ``check_md5=False``
@@ -69,11 +70,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_colour", "write_folder", "write_xlsa17", "write_cifar100_python", "write_cifarfs_r2d2",
-           "write_miniimagenet", "write_fixture", "cli_overrides", "FIXTURE_DATASETS"]
+__all__ = ["class_colour", "write_folder", "write_cifar10", "write_xlsa17", "write_cifar100_python", "write_cifarfs_r2d2",
+           "write_miniimagenet", "write_fixture", "cli_overrides", "FIXTURE_DATASETS", "CIFAR10_CLASSES"]
 
 #: dataset names :func:`write_fixture` accepts (the names ``zslab train --dataset`` accepts)
-FIXTURE_DATASETS = ("shapes", "folder", "cub", "awa1", "awa2", "sun", "apy", "cifar-fs", "miniimagenet")
+FIXTURE_DATASETS = ("shapes", "folder", "cifar10", "cub", "awa1", "awa2", "sun", "apy", "cifar-fs", "miniimagenet")
+
+#: CIFAR-10's classes (its folder names), the ``cifar10`` fixture's classes
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 _FOLDER_NAMES = ("apple", "bicycle", "cat", "dog", "maple_tree", "pickup_truck", "sea", "tulip", "whale",
                  "zebra", "castle", "rocket")
@@ -162,7 +166,7 @@ def _names(base: tuple[str, ...], n: int, generic: str) -> list[str]:
 
 def write_folder(root: str | os.PathLike, n_classes: int = 6, per_class_train: int = 6, per_class_test: int = 3,
                  size: int = 16, *, n_novel: int = 2, n_val: int = 0, ext: str = "jpg",
-                 seed: int = 0) -> dict[str, Any]:
+                 class_names: list[str] | tuple[str, ...] | None = None, seed: int = 0) -> dict[str, Any]:
     """Write class-named image folders ``root/{train,test}/<class>/<i>.jpg`` (the ``folder``
     dataset, e.g. CIFAR-10's layout) and return ``{"root", "novel"}`` (+ ``"val_classes"``).
 
@@ -171,8 +175,15 @@ def write_folder(root: str | os.PathLike, n_classes: int = 6, per_class_train: i
     classes, drawn with ``seed``, are returned as ``novel`` (comma-separated); ``n_val > 0``
     also returns that many ``val_classes``, else the loader holds out its automatic
     validation classes (``val_classes="auto"``, which needs 4 non-novel classes; with the
-    defaults: 2 training, 2 validation, 2 novel classes).
+    defaults: 2 training, 2 validation, 2 novel classes). ``class_names`` (distinct folder
+    names) replaces the built-in names; ``n_classes`` is then their number.
     """
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if len(set(class_names)) != len(class_names) or any(not c or "/" in c or c.startswith(".")
+                                                             for c in class_names):
+            raise ValueError(f"write_folder: class_names must be distinct folder names; got {class_names!r}")
+        n_classes = len(class_names)
     _positive(n_classes=n_classes, per_class_train=per_class_train, per_class_test=per_class_test, size=size,
               n_novel=n_novel)
     if n_val < 0 or n_classes - n_novel - n_val < 2 or (n_val == 0 and n_classes - n_novel < 4):
@@ -180,7 +191,7 @@ def write_folder(root: str | os.PathLike, n_classes: int = 6, per_class_train: i
                          f"n_val={n_val} (need 2 training classes, and 4 non-novel ones for the automatic hold-out)")
     fmt = _format_of(ext)
     root = Path(root)
-    names = sorted(_names(_FOLDER_NAMES, n_classes, "class_{:02d}"))
+    names = sorted(class_names if class_names is not None else _names(_FOLDER_NAMES, n_classes, "class_{:02d}"))
     for c, name in enumerate(names):
         for part, n, off in (("train", per_class_train, 0), ("test", per_class_test, per_class_train)):
             d = root / part / name
@@ -192,6 +203,17 @@ def write_folder(root: str | os.PathLike, n_classes: int = 6, per_class_train: i
     if n_val:
         out["val_classes"] = ",".join(sorted(names[i] for i in order[n_novel:n_novel + n_val]))
     return out
+
+
+def write_cifar10(root: str | os.PathLike, per_class_train: int = 6, per_class_test: int = 3, size: int = 16, *,
+                  ext: str = "png", seed: int = 0) -> dict[str, Any]:
+    """Write CIFAR-10's class folders ``root/{train,test}/<class>/`` (:data:`CIFAR10_CLASSES`,
+    the ``cifar10`` dataset: the ``folder`` loader with CIFAR-10's novel classes cat, dog, ship)
+    with ``per_class_train`` / ``per_class_test`` ``size``×``size`` PNGs a class, and return
+    ``{"root"}``: the ``cifar10`` dataset names its own novel classes."""
+    kw = write_folder(root, per_class_train=per_class_train, per_class_test=per_class_test, size=size,
+                      ext=ext, class_names=CIFAR10_CLASSES, seed=seed)
+    return {"root": kw["root"]}
 
 
 # --------------------------------------------------------------------------- xlsa17
@@ -465,6 +487,8 @@ def write_fixture(dataset: str, root: str | os.PathLike, **options) -> dict[str,
         return {}
     if key == "folder":
         return write_folder(root, **options)
+    if key in ("cifar10", "cifar-10", "cifar_10"):
+        return write_cifar10(root, **options)
     if key in ("cub", "awa1", "awa2", "sun", "apy"):
         return write_xlsa17(root, name=key.upper(), **options)
     if key == "cifar-fs":

@@ -226,6 +226,13 @@ def first_image_size(path: str) -> int:
         raise ZSLabError(f"cannot read image {path} ({e.__class__.__name__}): replace the file") from None
 
 
+def check_seed(seed, what: str = "seed") -> int:
+    """``seed`` as a non-negative int (numpy's generators refuse negative seeds), else a ZSLabError."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ZSLabError(f"{what} must be an integer >= 0; got {seed!r}")
+    return int(seed)
+
+
 def check_fraction(val_seen_fraction) -> float:
     """``val_seen_fraction`` as a float in [0, 1), else a ZSLabError."""
     f = float(val_seen_fraction)
@@ -261,6 +268,7 @@ def load_folder(root: str | os.PathLike, novel=None, val_classes="auto", *, imag
         auto_val_fraction: share of the seen classes held out by ``val_classes="auto"``.
     """
     root = Path(root).expanduser()
+    seed = check_seed(seed)
     hint = (" — the folder dataset expects root/train/<class>/*.jpg and root/test/<class>/*.jpg "
             "(e.g. the CIFAR-10 image folders); pass --set data.root=/path/to/root")
     if not root.is_dir():
@@ -291,7 +299,7 @@ def load_folder(root: str | os.PathLike, novel=None, val_classes="auto", *, imag
     U = resolve(parse_class_list(novel, "novel"), "novel")
     if not U:
         raise ZSLabError(f"dataset '{name}' needs novel classes held out for zero-shot evaluation: pass "
-                         f"novel=[...] (CLI: --novel a,b,c); classes: {class_names}")
+                         f"novel=[...] (CLI: --set data.novel=a,b,c); classes: {class_names}")
     auto = val_classes is None or (isinstance(val_classes, str) and val_classes.strip().lower() == "auto")
     if auto:
         f = float(auto_val_fraction)

@@ -45,7 +45,8 @@ import torch
 
 from zslab import ZSLabError
 from zslab.data.base import ZSLData
-from zslab.data.folder import check_fraction, class_split_pools, resolve_max_per_class, scan_class_folders, text_name
+from zslab.data.folder import (check_fraction, check_seed, class_split_pools, resolve_max_per_class,
+                               scan_class_folders, text_name)
 from zslab.data.xlsa17 import ImageListDataset, check_files_exist
 
 __all__ = ["MINIIMAGENET_SPLITS", "MINIIMAGENET_CLASSES", "WNID_TO_NAME", "load_miniimagenet"]
@@ -205,7 +206,7 @@ def load_miniimagenet(root: str | os.PathLike, *, layout: str = "auto", image_si
         image_size = 84
     T, V, U = np.arange(0, 64), np.arange(64, 80), np.arange(80, 100)
     pools = class_split_pools(labels, T, V, U, val_seen_fraction=frac, test_seen_per_class=test_seen_per_class,
-                              caps=caps, rng=np.random.default_rng(seed))
+                              caps=caps, rng=np.random.default_rng(check_seed(seed)))
     splits = {s: ImageListDataset([paths[i] for i in idx], labels[idx], image_size, transform=transform,
                                   check_files=False) for s, idx in pools.items()}
     meta: dict[str, Any] = {

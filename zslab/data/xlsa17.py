@@ -414,10 +414,11 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
     (module docstring); ``meta["counts"]`` are the capped sizes, ``meta["uncapped_counts"]``
     the sizes before. Only the kept images are checked on disk (``check_files``).
     """
-    from zslab.data.folder import apply_caps, resolve_max_per_class  # folder imports this module
+    from zslab.data.folder import apply_caps, check_seed, resolve_max_per_class  # folder imports this module
 
     name = _canonical(name)
     caps = resolve_max_per_class(max_per_class)
+    seed = check_seed(seed)
     if root is None:
         raise ZSLabError(f"{name}: root is required: the folder that holds the {name} images")
     root = Path(root).expanduser()
@@ -438,7 +439,7 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
     if not att_path.is_file():
         raise ZSLabError(f"{name}: {att_path} not found. Put the xlsa17 proposed-split file "
                          f"xlsa17/data/{name}/att_splits.mat there (with res101.mat and the class lists), "
-                         f"or pass split_dir= the folder that holds it")
+                         f"or pass split_dir= the folder that holds it (CLI: --set data.split_dir=/path/to/xlsa17/{name})")
     m = _loadmat(att_path, "att_splits.mat")
     for key in ("allclasses_names", attribute_key) + _SPLIT_KEYS:
         if key not in m:
@@ -475,7 +476,7 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
                  if name == "CUB" else "")
         raise ZSLabError(f"{name}: {res_path} not found. The xlsa17 *_loc indices refer to the image list "
                          f"of res101.mat (image_files, labels); put xlsa17/data/{name}/res101.mat next to "
-                         f"att_splits.mat{extra}, or pass res101=PATH")
+                         f"att_splits.mat{extra}, or pass res101=PATH (CLI: --set data.res101=PATH)")
     N = len(paths)
 
     locs: dict[str, np.ndarray] = {}

@@ -287,7 +287,7 @@ class Trainer:
         self.dist.barrier()
         if resume and (self.run_dir / "last.pt").exists():
             self._load_last()
-        if self.dist.is_main:
+        if self.dist.is_main and self._store_config:  # a resumed run keeps its stored document
             atomic_write_json(run_document(self._given_config), self.run_dir / "config.json")
         self.dist.barrier()
 
@@ -297,6 +297,7 @@ class Trainer:
         ``allow_config_change``, which prints the difference); its stored config is read as data
         (JSON) and migrated from the old flat form if needed."""
         cfg_path = self.run_dir / "config.json"
+        self._store_config = True
         if not cfg_path.exists():
             return
         if not resume:
@@ -310,6 +311,7 @@ class Trainer:
                              f"the new values")
         if diff:
             print(f"zslab: resuming {self.run_dir} with a changed config: {'; '.join(diff)}", file=sys.stderr)
+        self._store_config = bool(diff)
 
     def _load_last(self) -> None:
         ckpt = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)

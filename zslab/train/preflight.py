@@ -77,7 +77,8 @@ def check_data(config: dict, data) -> None:
     if fewest < int(config["eval_n_query"]):
         raise ZSLabError(f"eval.n_query={config['eval_n_query']}: an episode takes {config['eval_n_query']} images of "
                          f"each novel class, but one has only {fewest} test images; set --set eval.n_query={fewest} "
-                         f"or fewer (or raise data.max_per_class)")
+                         f"or fewer (or give it more test images: "
+                         f"{'data.unseen_per_class' if config['dataset'] == 'shapes' else 'data.max_per_class'})")
 
 
 def checkpoint_bytes(model) -> int:

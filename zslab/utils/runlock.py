@@ -45,6 +45,10 @@ from zslab import ZSLabError
 from zslab.utils.io import atomic_write_json, ensure_writable_dir
 
 
+class RunFolderBusyError(ZSLabError):
+    """Another process holds the run folder's lock (the message names it)."""
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -99,7 +103,7 @@ class RunLock:
             lock.acquire(timeout=0)
         except Timeout:
             self._remove(created)
-            raise ZSLabError(self._busy_message()) from None
+            raise RunFolderBusyError(self._busy_message()) from None
         except OSError as e:
             self._remove(created)
             raise ZSLabError(f"cannot lock run folder {self.run_dir}: {self.lock_path} cannot be created "
