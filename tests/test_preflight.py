@@ -128,3 +128,14 @@ def test_resume_of_a_finished_run_with_a_changed_config_is_refused_and_names_the
         train(cfg2, run, resume=True)
     with pytest.raises(ZSLabError, match="already holds a run"):
         train(cfg, run)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--timeout", "-5"], "--timeout"), (["--timeout", "nan"], "--timeout"), (["--preset", "huge"], "--preset"),
+    (["nonexistent_notebook"], "no notebook 'nonexistent_notebook'"),
+])
+def test_notebooks_run_checks_its_arguments_before_running(tmp_path, capsys, argv, needle):
+    out = tmp_path / "report"
+    code = main(["notebooks", "run", "--out", str(out)] + argv + ([] if argv[0].startswith("non") else ["00_quickstart"]))
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and not out.exists()

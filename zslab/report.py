@@ -311,6 +311,13 @@ def run_notebooks(names=None, out="reproduction", preset: str = "smoke", noteboo
 
     from zslab.utils.io import ensure_writable_dir
 
+    # every argument is checked before the first notebook starts
+    if preset not in ("smoke", "full"):
+        raise ZSLabError(f"--preset must be smoke or full (the notebooks' presets), got {preset!r}")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or timeout <= 0:
+            raise ZSLabError(f"--timeout must be a number of seconds > 0 (or left out: no limit), got {timeout!r}")
     paths = find_notebooks(names, notebooks_dir)
     out = ensure_writable_dir(out).resolve()
     runs = []
