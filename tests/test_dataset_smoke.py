@@ -110,3 +110,27 @@ def test_eval_of_a_laat_run_on_a_named_device(tmp_path, capsys):
     assert rc == 0, err
     rc, err, _ = _train(["eval", str(run), "--device", "cpu"], capsys)
     assert rc == 0, err
+
+
+@pytest.mark.parametrize("dataset,options", [("shapes", {}), ("folder", {}), ("cub", {}), ("apy", {}),
+                                             ("miniimagenet", {"layout": "csv"}), ("cifar-fs", {"layout": "r2d2"})])
+def test_check_image_files_accepts_every_fixture(dataset, options, tmp_path):
+    """``ZSLData.check_image_files`` reads every image header of a good dataset (none for the
+    in-memory ``shapes``) and names an unreadable file."""
+    import warnings
+
+    from zslab import ZSLabError
+    from zslab.data import load_dataset
+
+    kw = write_fixture(dataset, tmp_path, **options)
+    opts = {"train_per_class": 2, "val_seen_per_class": 1, "test_seen_per_class": 1, "unseen_per_class": 1,
+            "image_size": 16} if dataset == "shapes" else kw
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_dataset(dataset, **opts)
+    paths = sorted({p for s in data.splits.values() for p in getattr(s, "paths", [])})
+    assert data.check_image_files() == len(paths)
+    if paths:
+        Path(paths[-1]).write_bytes(b"not an image")
+        with pytest.raises(ZSLabError, match=f"(?s)1 of {len(paths)} image files.*{Path(paths[-1]).name}"):
+            data.check_image_files()

@@ -70,8 +70,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_colour", "write_folder", "write_cifar10", "write_xlsa17", "write_cifar100_python", "write_cifarfs_r2d2",
-           "write_miniimagenet", "write_fixture", "cli_overrides", "FIXTURE_DATASETS", "CIFAR10_CLASSES"]
+__all__ = ["class_colour", "write_folder", "write_cifar10", "write_xlsa17", "write_cifar100_python",
+           "write_cifarfs_r2d2", "write_miniimagenet", "write_fixture", "cli_overrides", "FIXTURE_DATASETS",
+           "CIFAR10_CLASSES"]
 
 #: dataset names :func:`write_fixture` accepts (the names ``zslab train --dataset`` accepts)
 FIXTURE_DATASETS = ("shapes", "folder", "cifar10", "cub", "awa1", "awa2", "sun", "apy", "cifar-fs", "miniimagenet")

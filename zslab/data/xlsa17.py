@@ -439,7 +439,8 @@ def load_xlsa17(name: str, root: str | os.PathLike, split_dir: str | os.PathLike
     if not att_path.is_file():
         raise ZSLabError(f"{name}: {att_path} not found. Put the xlsa17 proposed-split file "
                          f"xlsa17/data/{name}/att_splits.mat there (with res101.mat and the class lists), "
-                         f"or pass split_dir= the folder that holds it (CLI: --set data.split_dir=/path/to/xlsa17/{name})")
+                         f"or pass split_dir= the folder that holds it "
+                         f"(CLI: --set data.split_dir=/path/to/xlsa17/{name})")
     m = _loadmat(att_path, "att_splits.mat")
     for key in ("allclasses_names", attribute_key) + _SPLIT_KEYS:
         if key not in m:
