@@ -267,10 +267,7 @@ CASES: list[Case] = [
     Case("laat_eval_n_way_1", lambda c: c.train("laat", "eval.n_way=1"), ("eval.n_way",)),
     Case("seed_negative", lambda c: c.train("apn", extra=["--seed", "-1"]), ("run.seed",)),
     Case("max_per_class_zero", lambda c: c.train_folder("laat", "data.max_per_class=0"),
-         ("data.max_per_class",), forbid=_PYDANTIC_INTERNALS,
-         xfail="a union-typed key's error leaks pydantic's internal validator names "
-               "('data.max_per_class.function-after[functools.partial(<function greater_than_or_equal_"
-               "validator ...>)]') instead of naming data.max_per_class and its allowed forms"),
+         ("data.max_per_class",), forbid=_PYDANTIC_INTERNALS),
     # --- the data's classes against the evaluation
     Case("n_way_above_novel_classes", lambda c: c.train_folder("laat", "eval.n_way=5"),
          ("eval.n_way=5", "has 3"), subprocess=True),
@@ -287,10 +284,7 @@ CASES: list[Case] = [
                                                         dataset="folder"), ("not_a_run", "train")),
     Case("cub_split_dir_missing", lambda c: c.train("apn", dataset="cub", extra=c.cub_sets(split_dir="/nonexistent")),
          ("/nonexistent/att_splits.mat", "split_dir")),
-    Case("corrupt_image_file", _corrupt_folder, ("0001.jpg",),
-         xfail="a non-image file in a folder dataset is found only when the first batch reads it, after the "
-               "run folder was created (config.json is left; for a test image, a whole run is): "
-               "preflight.check_data should call data.check_image_files() (zslab.data.base.ZSLData)"),
+    Case("corrupt_image_file", _corrupt_folder, ("0001.jpg",)),
     # --- unknown names
     Case("unknown_dataset", lambda c: c.train("laat", dataset="cifar11"), ("cifar11", "cifar10")),
     Case("unknown_method", lambda c: c.train("lat"), ("'lat'", "laat"), subprocess=True),
@@ -309,9 +303,7 @@ CASES: list[Case] = [
          ("a_file", "--out")),
     Case("out_empty_string", lambda c: c.train("apn", "epochs=1", "model.width=4", "data.train_per_class=4",
                                                "data.unseen_per_class=4", out=Path("")),  # the cwd: tmp/cwd
-         ("--out",),
-         xfail="`zslab train apn --out ''` trains into the current folder (exit 0; config.json, best.pt, "
-               "last.pt, metrics.json written there, .NAME.lock beside it) instead of refusing an empty --out"),
+         ("--out",)),
     Case("train_twice_same_out", lambda c: c.train_into(c.copy_run()), ("already holds a run", "--resume")),
     Case("resume_other_config", lambda c: c.train_into(c.copy_run(), "--resume", "--set", "epochs=2"),
          ("epochs", "--allow-config-change")),
@@ -339,9 +331,7 @@ CASES: list[Case] = [
     Case("eval_best_not_torch", lambda c: c.eval(run=c.copy_run(_garbage("best.pt"))), ("best.pt", "corrupt")),
     Case("eval_best_missing", lambda c: c.eval(run=c.copy_run(_remove("best.pt"))), ("best.pt",)),
     Case("eval_cuda_unavailable", lambda c: c.eval("--device", "cuda"), ("'cuda'", "not available"), skip=NO_CUDA),
-    Case("eval_cuda_hint_names_the_flag", lambda c: c.eval("--device", "cuda"), ("--device",), skip=NO_CUDA,
-         xfail="zslab eval --device cuda on a machine without CUDA says 'use --set device=auto', an option "
-               "zslab eval does not have (resolve_device's message is written for zslab train)"),
+    Case("eval_cuda_hint_names_the_flag", lambda c: c.eval("--device", "cuda"), ("--device",), skip=NO_CUDA),
     # --- Python API: configuration and training
     Case("api_make_config_nan", lambda c: c.api(lambda: _make_config(overrides={"lr": float("nan")})),
          ("train.lr", "finite")),

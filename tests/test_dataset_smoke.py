@@ -94,9 +94,6 @@ def test_cifar10_fixture_has_cifar10_classes(tmp_path):
     assert [data.class_names[i] for i in data.unseen_classes] == ["cat", "dog", "ship"]
 
 
-@pytest.mark.xfail(strict=True, reason="zslab eval RUN --device cpu on a LAAT run fails with 'cannot resume RUN "
-                                       "with a different config (device: 'auto' -> 'cpu')': eval rebuilds a "
-                                       "resumed Trainer from the stored config with the device replaced")
 def test_eval_of_a_laat_run_on_a_named_device(tmp_path, capsys):
     """``zslab eval --device cpu`` re-evaluates a LAAT run (a folder stand-in, small evaluation)."""
     kw = write_fixture("folder", tmp_path / "data", per_class_test=4)

@@ -183,8 +183,19 @@ def split_override(item: str) -> tuple[str, str]:
 
 
 # ----------------------------------------------------------------------------- validation
+_TYPE_TAGS = {"bool", "int", "str", "float", "list", "dict", "none", "tuple", "set"}
+
+
+def _loc(parts) -> str:
+    """A pydantic error location without its union-member tags (``function-after[...]``, ``bool``,
+    ``literal['auto']``, ``[key]``): the dotted key a user wrote."""
+    keep = [str(p) for p in parts
+            if isinstance(p, int) or not (any(c in str(p) for c in "[(-") or str(p) in _TYPE_TAGS)]
+    return ".".join(keep)
+
+
 def _format_error(sec: str, err: dict, fields: list[str]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = _loc(err["loc"])
     path = f"{sec}.{loc}" if loc else sec
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -324,8 +335,18 @@ def _cross_checks(doc: dict, method: str, dataset: str, preset: str) -> None:
 
 
 def _problems(problems: list[str]) -> str:
-    """One problem on one line; several as a list."""
-    problems = list(dict.fromkeys(problems))
+    """One problem on one line; several as a list. The messages of one key (the alternatives of a
+    union type: "an integer" or "'auto'") are joined into one."""
+    merged: dict[str, list[str]] = {}
+    import re
+
+    for p in dict.fromkeys(problems):
+        m = re.match(r"^('[^']+'(?: \(old key '[^']+'\))?): (.*)$", p, flags=re.S)
+        if m:
+            merged.setdefault(m.group(1), []).append(m.group(2))
+        else:
+            merged.setdefault(p, [])
+    problems = [f"{k}: {' — or: '.join(v)}" if v else k for k, v in merged.items()]
     if len(problems) == 1:
         return f"invalid configuration: {problems[0]}"
     return "invalid configuration:\n  - " + "\n  - ".join(problems)

@@ -53,6 +53,10 @@ from zslab.train.strategies import STRATEGIES
 from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint
 
 
+#: config keys that may differ when a run is resumed or evaluated (they do not change what it computes)
+VOLATILE_KEYS = ("device", "progress")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -61,7 +65,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise ZSLabError(f"unknown device '{name}'; use auto, cpu or cuda[:N]") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ZSLabError(f"device '{name}' requested but CUDA is not available; use --set device=auto")
+        raise ZSLabError(f"device '{name}' requested but CUDA is not available on this machine; use auto or cpu "
+                         f"(zslab train: --set run.device=auto; zslab eval: --device auto)")
     return dev
 
 
@@ -304,7 +309,8 @@ class Trainer:
             raise ZSLabError(f"{self.run_dir} already holds a run; pass --resume to continue it "
                              f"or choose another --out")
         old = read_run_config(self.run_dir)
-        diff = config_diff(backfill_defaults(old), self.config)
+        # where and how verbosely a run executes does not change what it computes
+        diff = [d for d in config_diff(backfill_defaults(old), self.config) if d.split(":")[0] not in VOLATILE_KEYS]
         if diff and not self.allow_config_change:
             raise ZSLabError(f"cannot resume {self.run_dir} with a different config ({'; '.join(diff)}); "
                              f"use the original settings, a new --out, or --allow-config-change to resume with "

@@ -21,9 +21,20 @@ PAPER_N_WAY = 5
 
 def check_output(run_dir: Path, resume: bool) -> None:
     """``run_dir`` is a folder (or can become one) that accepts files; nothing is created."""
+    if not str(run_dir).strip():
+        raise ZSLabError("--out is empty; name the run folder to create, e.g. --out runs/my-run")
     run_dir = Path(run_dir)
+    if run_dir.resolve() == Path.cwd().resolve() and not (run_dir / "config.json").exists():
+        raise ZSLabError(f"--out {str(run_dir)!r} is the current folder; name a run folder inside it, e.g. "
+                         f"--out runs/my-run")
     if run_dir.exists() and not run_dir.is_dir():
         raise ZSLabError(f"--out {run_dir} is a file, not a folder; choose another --out")
+    if run_dir.is_dir() and not (run_dir / "config.json").exists():
+        foreign = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+        if foreign:  # never write a run into someone's project or home folder
+            raise ZSLabError(f"--out {run_dir} exists and holds files ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}) but no zslab run (config.json); choose a new "
+                             f"or empty folder")
     ensure_writable_dir(run_dir, create=False)
 
 
@@ -42,6 +53,8 @@ def check_data(config: dict, data) -> None:
     counts = {"train": len(data.train_classes), "val": len(data.val_classes), "unseen": len(data.unseen_classes)}
     sizes = {s: len(data.splits[s]) for s in data.splits}
     method = config["method"]
+    if hasattr(data, "check_image_files"):
+        data.check_image_files()  # every image file listed exists and has an image header (no decoding)
     if counts["train"] < 2:
         raise ZSLabError(f"dataset '{data.name}' has {counts['train']} training class(es); training needs at least 2 "
                          f"(data.novel / data.val_classes leave too few seen classes)")
