@@ -1,31 +1,46 @@
-"""Notebook 20_anchor_expansion: LAAT's high-cosine problem and the expansion (Table 1, Fig. 4,
-Table 8's MMC anchors, Tables S2-S3).  Written by ``python tools/build_notebooks.py 20_anchor_expansion``."""
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-ANCHOR_EXPANSION = [
-    ("md", """# Language-driven anchors: high cosine, expansion, semantic consistency (LAAT Table 1, Fig. 4, Tables S2–S3)
+# %% [markdown]
+# # Language-driven anchors: high cosine, expansion, semantic consistency (LAAT Table 1, Fig. 4, Tables S2–S3)
+#
+# LAAT (Sec. 3.3) observes that text anchors — class names in a prompt ("This is a photo of a {}"), encoded by a
+# frozen text encoder, L2-normalised — sit in a narrow cap of the unit sphere: their average cosine ("CoS") is
+# 0.70–0.78 for CIFAR-100 with CLIP encoders (Table 1), against −1/(n−1) for MMC anchors (Table 8's baseline).
+# The **expansion** (Sec. 3.4, Appendix C, Algorithm 1) takes the centre v of the *training* anchors, stretches each
+# anchor's polar angle θ around v to (π/2)·θ/θ₀ (θ₀ = largest training polar angle) and keeps its azimuth; novel classes
+# reuse the training v and θ₀ (Sec. 3.6). Appendix G measures whether anchors of the same CIFAR-100 super-class stay
+# close (rank sum and top-5 ratio, Tables S2–S3).
+#
+# Anchor sets used here:
+# * the **real CLIP ViT-B/16** text features released by the LAAT authors (CIFAR-FS and MiniImageNet class lists, rows
+#   64 train / 16 val / 20 test) when `../shared/data/clip_text_anchors` exists — skipped with a message otherwise;
+# * the **offline all-MiniLM-L6-v2** sentence encoder on the CIFAR-FS class names (always; no network).
+#
+# All numbers come from `zslab.anchors` through `zslab.experiments.laat_anchors`; figures from `zslab.viz.anchor_plots`.
+# Batch run: `papermill notebooks/20_anchor_expansion.ipynb out.ipynb -p preset full` (more prompts, MiniImageNet with MiniLM).
 
-LAAT (Sec. 3.3) observes that text anchors — class names in a prompt ("This is a photo of a {}"), encoded by a
-frozen text encoder, L2-normalised — sit in a narrow cap of the unit sphere: their average cosine ("CoS") is
-0.70–0.78 for CIFAR-100 with CLIP encoders (Table 1), against −1/(n−1) for MMC anchors (Table 8's baseline).
-The **expansion** (Sec. 3.4, Appendix C, Algorithm 1) takes the centre v of the *training* anchors, stretches each
-anchor's polar angle θ around v to (π/2)·θ/θ₀ (θ₀ = largest training polar angle) and keeps its azimuth; novel classes
-reuse the training v and θ₀ (Sec. 3.6). Appendix G measures whether anchors of the same CIFAR-100 super-class stay
-close (rank sum and top-5 ratio, Tables S2–S3).
-
-Anchor sets used here:
-* the **real CLIP ViT-B/16** text features released by the LAAT authors (CIFAR-FS and MiniImageNet class lists, rows
-  64 train / 16 val / 20 test) when `../shared/data/clip_text_anchors` exists — skipped with a message otherwise;
-* the **offline all-MiniLM-L6-v2** sentence encoder on the CIFAR-FS class names (always; no network).
-
-All numbers come from `zslab.anchors` through `zslab.experiments.laat_anchors`; figures from `zslab.viz.anchor_plots`.
-Batch run: `papermill notebooks/20_anchor_expansion.ipynb out.ipynb -p preset full` (more prompts, MiniImageNet with MiniLM)."""),
-    ("code", """# Parameters (papermill). `smoke` runs in well under a minute on a 2-core CPU (most of it loading MiniLM).
+# %% tags=["parameters"]
+# Parameters (papermill). `smoke` runs in well under a minute on a 2-core CPU (most of it loading MiniLM).
 preset = "smoke"                 # smoke | full (zslab.experiments.laat_anchors.PRESETS)
 data_root = None                 # folder holding clip_text_anchors/; None: $ZSLAB_SHARED_DATA or ../shared/data
 cache_dir = "runs/anchor_cache"  # encoded MiniLM anchors are cached here (keyed by encoder, prompt, classes)
 out_dir = "runs/anchor_expansion"
-device = None                    # where MiniLM runs: None (cuda if available) | "cpu" | "cuda\"""", "parameters"),
-    ("code", """import json
+device = None                    # where MiniLM runs: None (cuda if available) | "cpu" | "cuda"
+
+# %%
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +62,21 @@ minilm_sources = la.minilm_anchor_sources(cfg["prompts"], cache_dir, miniimagene
 sources = clip_sources + minilm_sources
 for s in sources:
     print(f"{s['name']:55s} {s['anchors'].shape[0]} classes x {s['anchors'].shape[1]} dims, fit on rows 0..{s['fit_rows'] - 1}")
-assert len(minilm_sources) >= 1 and all(s["anchors"].shape[0] == 100 for s in sources)"""),
-    ("md", """## Table 1: average cosine before and after the expansion
+assert len(minilm_sources) >= 1 and all(s["anchors"].shape[0] == 100 for s in sources)
 
-Two conventions and two fits are reported, because they differ in the third decimal:
-* **pairs i≠j** — the mean over distinct pairs (the convention for which MMC anchors give exactly −1/(n−1));
-* **with self** — the mean of the full n×n cosine matrix, diagonal included (= ‖Σaᵢ‖²/n²);
-* **train fit** — the expansion fitted on the 64 training rows and applied to all 100 (what LAAT training uses);
-* **all fit** — fitted on all 100 classes (Table 1 speaks of "Cifar100 categories").
+# %% [markdown]
+# ## Table 1: average cosine before and after the expansion
+#
+# Two conventions and two fits are reported, because they differ in the third decimal:
+# * **pairs i≠j** — the mean over distinct pairs (the convention for which MMC anchors give exactly −1/(n−1));
+# * **with self** — the mean of the full n×n cosine matrix, diagonal included (= ‖Σaᵢ‖²/n²);
+# * **train fit** — the expansion fitted on the 64 training rows and applied to all 100 (what LAAT training uses);
+# * **all fit** — fitted on all 100 classes (Table 1 speaks of "Cifar100 categories").
+#
+# The paper's ViT-B/16 numbers (0.761 → 0.195) match the *with self*, *all fit* cell on the released anchors.
 
-The paper's ViT-B/16 numbers (0.761 → 0.195) match the *with self*, *all fit* cell on the released anchors."""),
-    ("code", """table1 = {s["name"]: la.expansion_summary(s["anchors"], s["fit_rows"]) for s in sources}
+# %%
+table1 = {s["name"]: la.expansion_summary(s["anchors"], s["fit_rows"]) for s in sources}
 hdr = f"{'anchors':55s} {'before(i≠j)':>11s} {'after train-fit':>15s} {'after all-fit':>13s} | {'before(self)':>12s} {'after train-fit':>15s} {'after all-fit':>13s} | paper"
 print(hdr); print("-" * len(hdr))
 for s in sources:
@@ -75,12 +94,16 @@ for name, t in table1.items():
 for s in clip_sources:
     if s["dataset"] == "CIFAR-FS":  # the released ViT-B/16 anchors reproduce Table 1 in the with-self, all-fit convention
         t = table1[s["name"]]["all_fit"]
-        assert abs(t["mean_cos_before_with_self"] - 0.761) < 0.005 and abs(t["mean_cos_after_with_self"] - 0.195) < 0.005, t"""),
-    ("md", """## MMC anchors (Table 8's "None (MMC)" row)
-Max-Mahalanobis centres are a regular simplex: every pairwise cosine is −1/(n−1) (Sec. 3.3 quotes −0.01 for 100
-classes). They are as far apart as n unit vectors can be, but carry no semantics, so they cannot be used for zero-shot
-recognition."""),
-    ("code", """dim = sources[0]["anchors"].shape[1]
+        assert abs(t["mean_cos_before_with_self"] - 0.761) < 0.005 and abs(t["mean_cos_after_with_self"] - 0.195) < 0.005, t
+
+# %% [markdown]
+# ## MMC anchors (Table 8's "None (MMC)" row)
+# Max-Mahalanobis centres are a regular simplex: every pairwise cosine is −1/(n−1) (Sec. 3.3 quotes −0.01 for 100
+# classes). They are as far apart as n unit vectors can be, but carry no semantics, so they cannot be used for zero-shot
+# recognition.
+
+# %%
+dim = sources[0]["anchors"].shape[1]
 mmc = {n: la.mmc_summary(n, dim, seed=0) for n in (64, 100)}
 for n, m in mmc.items():
     print(f"MMC, {n} classes in {dim} dims: mean cos (i≠j) {m['mean_cos']:.4f} (= -1/(n-1) = {m['expected']:.4f}); "
@@ -89,18 +112,22 @@ for n, m in mmc.items():
 bars = {}
 for s in sources:
     t = table1[s["name"]]["train_fit"]
-    bars[s["name"].replace(" · ", "\\n", 1)] = {"original": t["mean_cos_before"], "expanded": t["mean_cos_after"]}
+    bars[s["name"].replace(" · ", "\n", 1)] = {"original": t["mean_cos_before"], "expanded": t["mean_cos_after"]}
 bars["MMC (100 classes)"] = {"original": mmc[100]["mean_cos"]}
 fig = ap.mean_cosine_bars(bars, title="Average CoS between anchors (pairs i≠j; expansion fitted on the 64 training classes)")
 fig.savefig(out / "table1_mean_cosine.png", dpi=120)
-assert all(v["original"] > mmc[100]["mean_cos"] for k, v in bars.items() if not k.startswith("MMC"))"""),
-    ("md", """## Fig. 4: the expansion in 3-D
-The anchors of one set (the real CLIP CIFAR-FS anchors when present, else MiniLM) are drawn on a unit sphere: the first
-axis is the training centre v, the other two are the top-2 principal directions of the training anchors' azimuths.
-Each point keeps its **exact polar angle** to v and its azimuth within that plane, so before and after differ only by
-the stretch of the polar angle: the training anchors fill the hemisphere (the farthest lands on the equator), and
-novel anchors, mapped with the *training* fit, may land slightly beyond it."""),
-    ("code", """main = next((s for s in sources if s["dataset"] == "CIFAR-FS"), sources[0])
+assert all(v["original"] > mmc[100]["mean_cos"] for k, v in bars.items() if not k.startswith("MMC"))
+
+# %% [markdown]
+# ## Fig. 4: the expansion in 3-D
+# The anchors of one set (the real CLIP CIFAR-FS anchors when present, else MiniLM) are drawn on a unit sphere: the first
+# axis is the training centre v, the other two are the top-2 principal directions of the training anchors' azimuths.
+# Each point keeps its **exact polar angle** to v and its azimuth within that plane, so before and after differ only by
+# the stretch of the polar angle: the training anchors fill the hemisphere (the farthest lands on the equator), and
+# novel anchors, mapped with the *training* fit, may land slightly beyond it.
+
+# %%
+main = next((s for s in sources if s["dataset"] == "CIFAR-FS"), sources[0])
 a, k = main["anchors"], main["fit_rows"]
 exp = AnchorExpansion().fit(a[:k])
 a_exp = exp.transform(a)
@@ -120,20 +147,26 @@ fig = ap.expansion_sphere(p_b, p_a, train_mask,
                           subtitles=(f"original (mean cos {mean_pairwise_cosine(a):.3f})",
                                      f"expanded (mean cos {mean_pairwise_cosine(a_exp):.3f})"),
                           title=f"LAAT expansion, {main['name']}: polar angle stretched, azimuth kept (Fig. 4)")
-fig.savefig(out / "fig4_expansion_sphere.png", dpi=120)"""),
-    ("code", """cos_b, cos_a = la.pairwise_cosines(a), la.pairwise_cosines(a_exp)
+fig.savefig(out / "fig4_expansion_sphere.png", dpi=120)
+
+# %%
+cos_b, cos_a = la.pairwise_cosines(a), la.pairwise_cosines(a_exp)
 fig = ap.cosine_histograms(cos_b, cos_a, mmc_cos=mmc[100]["mean_cos"], bins=cfg["hist_bins"],
                            title=f"Pairwise cosines, {main['name']} (expansion fitted on {k} training classes)")
 fig.savefig(out / "cosine_histogram.png", dpi=120)
 fig = ap.polar_angle_histograms(theta_b, theta_a, train_mask, exp.theta0_,
                                 title=f"Polar angles around the training centre, {main['name']}")
 fig.savefig(out / "polar_angle_histogram.png", dpi=120)
-assert cos_b.size == len(a) * (len(a) - 1) // 2 and cos_a.mean() < cos_b.mean()"""),
-    ("md", """## Tables S2–S3: semantic consistency
-Every anchor ranks the other 99 classes by cosine (self = 0). For each CIFAR-100 super-class the 5×5 block of ranks
-gives a **rank sum** (lower = same-super-class anchors are closer) and a **top-5 ratio** (share of ranks ≤ 4, diagonal
-included); both are averaged over the 20 super-classes. Measured for the original and the expanded anchors."""),
-    ("code", """cifar = [s for s in sources if s["dataset"] == "CIFAR-FS"]
+assert cos_b.size == len(a) * (len(a) - 1) // 2 and cos_a.mean() < cos_b.mean()
+
+# %% [markdown]
+# ## Tables S2–S3: semantic consistency
+# Every anchor ranks the other 99 classes by cosine (self = 0). For each CIFAR-100 super-class the 5×5 block of ranks
+# gives a **rank sum** (lower = same-super-class anchors are closer) and a **top-5 ratio** (share of ranks ≤ 4, diagonal
+# included); both are averaged over the 20 super-classes. Measured for the original and the expanded anchors.
+
+# %%
+cifar = [s for s in sources if s["dataset"] == "CIFAR-FS"]
 consistency = {s["name"]: la.consistency_summary(s["anchors"], s["class_names"], s["fit_rows"]) for s in cifar}
 print(f"{'anchors':55s} {'original':>18s} {'expanded (train fit)':>22s} {'expanded (all fit)':>20s}")
 for name, c in consistency.items():
@@ -155,8 +188,11 @@ fig.savefig(out / "tableS2_rank_block.png", dpi=120)
 c = consistency[main["name"]] if main["name"] in consistency else next(iter(consistency.values()))
 fig = ap.consistency_bars({"original": c["original"]["per_group"], "expanded (train fit)": c["expanded_train_fit"]["per_group"]},
                           title=f"Rank sum per super-class, {main['name']} (lower = more consistent)")
-fig.savefig(out / "tableS3_rank_sums.png", dpi=120)"""),
-    ("code", """def _strip(d):
+fig.savefig(out / "tableS3_rank_sums.png", dpi=120)
+
+
+# %%
+def _strip(d):
     return {k: _strip(v) for k, v in d.items() if k != "anchors"} if isinstance(d, dict) else d
 
 results = {
@@ -170,7 +206,4 @@ results = {
 }
 (out / "results.json").write_text(json.dumps(results, indent=2))
 assert json.loads((out / "results.json").read_text())["table1"].keys() == table1.keys()
-print(json.dumps(results["figures"]))"""),
-]
-
-NOTEBOOKS = {"20_anchor_expansion": ANCHOR_EXPANSION}
+print(json.dumps(results["figures"]))
