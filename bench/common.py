@@ -46,7 +46,7 @@ def interleaved_epoch(trainers: list, epoch: int) -> list[list[float]]:
     cfg = first.config
     for tr in trainers:
         tr.rng.manual_seed(cfg["seed"] * 100003 + epoch)
-    from zslab.train.engine import iterate_batches
+    from zslab.data.batches import iterate_batches
 
     gen = torch.Generator().manual_seed(epoch)
     times: list[list[float]] = [[] for _ in trainers]

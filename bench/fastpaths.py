@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: z
 
 from zslab.data import load_dataset  # noqa: E402
 from zslab.train import Trainer, make_config  # noqa: E402
-from zslab.train.engine import find_cxx_compiler, iterate_batches  # noqa: E402
+from zslab.data.batches import iterate_batches  # noqa: E402
+from zslab.train.engine import find_cxx_compiler  # noqa: E402
 from bench.common import machine, sync  # noqa: E402
 
 STEP_SWITCHES = ("channels_last", "amp_cpu", "compile")

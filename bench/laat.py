@@ -11,7 +11,7 @@ of ``--reps`` epochs after a warm-up epoch is reported.
 The floor of the ratio, in units of one training step (forward + backward + optimiser step):
 T PGD steps (forward + backward to the input) + the training step on x+δ + the clean forward
 of the smoothness term, whose backward is part of the same training step: T + 2 for α > 0
-(:func:`zslab.laat.laat_epoch_cost_floor`). The goal is ``ratio ≤ 1.1 × floor``.
+(:func:`zslab.methods.laat.laat_epoch_cost_floor`). The goal is ``ratio ≤ 1.1 × floor``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: z
 
 from bench.common import interleaved_epoch, machine  # noqa: E402
 from zslab.data import load_dataset  # noqa: E402
-from zslab.laat import laat_epoch_cost_floor  # noqa: E402
+from zslab.methods.laat import laat_epoch_cost_floor  # noqa: E402
 from zslab.train import Trainer, make_config  # noqa: E402
 
 

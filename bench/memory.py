@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: z
 from bench.laat import anchor_file  # noqa: E402
 from zslab.data import load_dataset  # noqa: E402
 from zslab.train import Trainer, make_config  # noqa: E402
-from zslab.train.engine import iterate_batches  # noqa: E402
+from zslab.data.batches import iterate_batches  # noqa: E402
 
 CONFIGS = {
     "apn": ("apn", {}),

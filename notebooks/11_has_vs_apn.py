@@ -17,7 +17,7 @@
 #
 # HAS (§3.3–3.7) trains APN on adversarial samples generated, with the model frozen, by signed-gradient
 # *descent* on L_CLS − λ_rob·L_ROB + λ_rel·L_REL + λ_div·L_DIV (Eq. 3–7; signs and weights as in
-# `zslab.has`). Table 1 compares HAS with the APN baseline; Table 2 switches the generator's terms on one
+# `zslab.methods.has`). Table 1 compares HAS with the APN baseline; Table 2 switches the generator's terms on one
 # by one: **cls** (only L_CLS), **cls+rob**, **cls+div**, **cls+rob+rel**, **cls+div+rel**, **has** (all).
 # Metrics (§4.1): ZSL T1 (per-class top-1 on unseen classes, Eq. 8) and GZSL U/S/H with calibrated stacking
 # (Eq. 9), μ and the checkpoint chosen on the validation split. We add the **localisation** score the paper
@@ -36,7 +36,7 @@ out_dir = "runs/has_vs_apn"
 device = "auto"           # auto | cpu | cuda
 progress = True
 threads = 0               # torch CPU threads; 0: 1 for smoke (tiny models: threads only add overhead), else torch's default
-table2_rows = None        # None: the preset's Table-2 rows (full: all of zslab.has.TABLE2_ROWS)
+table2_rows = None        # None: the preset's Table-2 rows (full: all of zslab.methods.has.TABLE2_ROWS)
 
 # %%
 import json

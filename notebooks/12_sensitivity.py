@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Hyper-parameter sensitivity of HAS (Fig. 4)
 #
-# HAS trained with one generator weight varied at a time, the others at their defaults (`zslab.has.HASConfig`):
+# HAS trained with one generator weight varied at a time, the others at their defaults (`zslab.methods.has.HASConfig`):
 # (a) the reliability weight λ_rel of L_REL (Eq. 6), (b) the robustness weight λ_rob of L_ROB (Eq. 5),
 # (c) the diversity weight of L_DIV (Eq. 7; both attention terms scaled together) and (d) the step size α of
 # each signed-gradient step (the paper's "perturbation strength ε"), and, beyond the paper, (e) the attention-entropy

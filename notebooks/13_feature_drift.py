@@ -63,7 +63,7 @@ from zslab.train import load_run
 baseline_config, _, baseline_model, _ = load_run(baseline_row["run_dir"], data=data, device=device)
 
 # %%
-from zslab.has import HASConfig
+from zslab.methods.has import HASConfig
 steps = steps or (5 if preset == "smoke" else 10)
 n_images = n_images or (16 if preset == "smoke" else 64)
 train = data.splits["train"]

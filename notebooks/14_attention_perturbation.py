@@ -94,7 +94,7 @@ for i in picks:
     assert maps["APN"].shape == maps["HAS"].shape and maps["APN"].shape[0] == data.num_attributes
 
 # %%
-from zslab.has import HASConfig
+from zslab.methods.has import HASConfig
 train = data.splits["train"]
 idx = torch.linspace(0, len(train) - 1, n_examples).long()
 x = train.images[idx].float() / 255

@@ -23,7 +23,7 @@
 # augmentation for zero-shot accuracy, not robustness. What happens to LAAT's clean and robust zero-shot accuracy
 # when its PGD adversary is replaced by the HAS generator, and what does it cost?
 #
-# **The adapted objective** (config `adversary: has`, `zslab.laat.has_adversary`). With the model frozen in eval
+# **The adapted objective** (config `adversary: has`, `zslab.methods.laat.has_adversary`). With the model frozen in eval
 # mode, T = `pgd_steps` signed-gradient **descent** steps of size `pgd_step` (HAS Eq. 4; the paper's "+" is a sign
 # typo, GUIDE §2), projected onto the same ε = `pgd_eps` ball ∩ [0, 1], starting from δ = 0 (HAS: I₀ = I), on
 #

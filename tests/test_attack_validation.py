@@ -338,7 +338,7 @@ def _fake_run(tmp_path):
 @pytest.mark.parametrize("kwargs, text", BAD_RUN_ARGS)
 def test_robust_zsl_run_validates_before_loading(tmp_path, monkeypatch, kwargs, text):
     """Nothing is read, loaded or written before the arguments are checked."""
-    import zslab.eval.runs as runs
+    import zslab.train.runs as runs
 
     def boom(*a, **k):
         raise AssertionError("the run was touched before its arguments were validated")
@@ -356,7 +356,7 @@ def test_robust_zsl_run_validates_before_loading(tmp_path, monkeypatch, kwargs, 
 
 
 def test_check_robust_args():
-    from zslab.eval.runs import check_robust_args
+    from zslab.train.runs import check_robust_args
 
     assert check_robust_args("pgd20, fgsm", "8/255", None, 16) == (["pgd20", "fgsm"], pytest.approx(8 / 255))
     assert check_robust_args(["cw"], 0.0, 1, 1)[1] == 0.0
@@ -375,7 +375,7 @@ def trained_run(tmp_path_factory):
 
 @pytest.mark.parametrize("kwargs, text", BAD_RUN_ARGS[:6] + BAD_RUN_ARGS[8:11])
 def test_robust_zsl_run_leaves_a_real_run_untouched(trained_run, kwargs, text):
-    from zslab.eval.runs import robust_zsl_run
+    from zslab.train.runs import robust_zsl_run
 
     metrics = trained_run / "metrics.json"
     before, mtime = metrics.read_bytes(), metrics.stat().st_mtime_ns
@@ -387,7 +387,7 @@ def test_robust_zsl_run_leaves_a_real_run_untouched(trained_run, kwargs, text):
 
 
 def test_robust_zsl_run_valid_arguments_still_run(trained_run):
-    from zslab.eval.runs import robust_zsl_run
+    from zslab.train.runs import robust_zsl_run
 
     out = robust_zsl_run(trained_run, [" fgsm"], eps="8/255", max_images=10, batch_size=8, progress=False)
     assert out["attacks"] == ["fgsm"] and math.isclose(out["eps"], 8 / 255) and 0 <= out["robust"]["fgsm"] <= 1

@@ -211,7 +211,7 @@ def _load(name: str, **kw):
 
 
 def _robust(run: Path, attacks, **kw):
-    from zslab.eval.runs import robust_zsl_run
+    from zslab.train.runs import robust_zsl_run
 
     return robust_zsl_run(run, attacks, progress=False, **kw)
 

@@ -153,7 +153,7 @@ def test_layers_compose_in_order_and_record_their_source():
 
 
 def test_paper_preset_has_values_match_the_has_module():
-    from zslab.has import OFFICIAL_WEIGHTS
+    from zslab.methods.has import OFFICIAL_WEIGHTS
 
     for ds, w in OFFICIAL_WEIGHTS.items():
         has = resolve("has", ds, "paper", overrides=["data.root=/d"]).doc["method"]["has"]

@@ -7,7 +7,7 @@ import torch
 
 from zslab import ZSLabError
 from zslab.train import Trainer, load_run, make_config, train
-from zslab.train.engine import iterate_batches
+from zslab.data.batches import iterate_batches
 from zslab.utils.io import atomic_torch_save, load_checkpoint
 
 

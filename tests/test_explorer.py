@@ -93,8 +93,8 @@ def test_view_numbers_match_the_model(apn, data):
 
 
 def test_view_equals_the_has_generator(apn, data):
-    """The has mode is zslab.has.HAS with the chosen weights (terms off = weight 0), label = true class."""
-    from zslab.has import HAS, HASConfig
+    """The has mode is zslab.methods.has.HAS with the chosen weights (terms off = weight 0), label = true class."""
+    from zslab.methods.has import HAS, HASConfig
 
     img = _img(apn, 1, split="test_seen")  # a training-class image: its own label is used
     lam = {"rob": 0.5, "rel": 2.0, "att_mag": 1e-3, "att_ent": -0.3}
@@ -123,7 +123,7 @@ def test_turning_a_term_off_changes_the_perturbation(apn):
 
 def test_attack_mode_is_pgd_on_the_candidate_scores(apn, data):
     from zslab.attacks import PGD
-    from zslab.has import BindClasses
+    from zslab.methods.has import BindClasses
 
     img = _img(apn, 5)
     v = ex.compute_view(apn, img, mode="attack", eps=8 / 255, steps=4, seed=3)

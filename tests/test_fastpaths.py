@@ -24,7 +24,8 @@ from zslab.data.base import LazyRows
 from zslab.data.shapes import ShapesConfig, _index_seed, make_shapes, render, render_indexed
 from zslab.models import APN
 from zslab.train import Trainer, load_run, make_config
-from zslab.train.engine import WorkerBatches, find_cxx_compiler, iterate_batches
+from zslab.data.batches import iterate_batches
+from zslab.train.engine import WorkerBatches, find_cxx_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""HAS generator (zslab.has) and HAS training strategy (Algorithm 1)."""
+"""HAS generator (zslab.methods.has) and HAS training strategy (Algorithm 1)."""
 import json
 import math
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from zslab import ZSLabError
 from zslab.attacks import PGD
-from zslab.has import HAS, TABLE2_ROWS, BindClasses, HASConfig, HASConfigError, table2_overrides
+from zslab.methods.has import HAS, TABLE2_ROWS, BindClasses, HASConfig, HASConfigError, table2_overrides
 from zslab.models import APN
 from zslab.train import Trainer, make_config, train
 

@@ -9,7 +9,7 @@ from torch import nn
 from zslab import ZSLabError
 from zslab.data import load_dataset
 from zslab.experiments import has_study as hs
-from zslab.has import TABLE2_ROWS, HASConfig
+from zslab.methods.has import TABLE2_ROWS, HASConfig
 from zslab.models import APN
 
 TINY = {"epochs": 1, "model.width": 4, "data.n_train_classes": 6, "data.n_val_classes": 2,
@@ -243,7 +243,7 @@ def test_feature_trajectory_steps_and_rel(tiny, model):
     assert tr["rel"]["drift"][1] == pytest.approx(tr["no rel"]["drift"][1])
     assert tr["rel"]["drift"][-1] < tr["no rel"]["drift"][-1]
     # the 2-step iterate equals the output of a 2-step generator
-    from zslab.has import HAS
+    from zslab.methods.has import HAS
     adv = HAS(model, HASConfig(lambda_rel=0.0, step_size=8 / 255, steps=2), class_attributes=A)(x, y)
     with torch.no_grad():
         f2 = model(adv, A)["features"]

@@ -90,7 +90,7 @@ class _FakeData:
 
 
 def test_mmc_encoder_and_curve_configs(tmp_path):
-    from zslab.laat import load_class_anchors
+    from zslab.methods.laat import load_class_anchors
 
     spec = ls.mmc_encoder(_FakeData(), tmp_path, dim=8)
     assert spec.startswith("file:") and spec == ls.mmc_encoder(_FakeData(), tmp_path, dim=8)  # stable

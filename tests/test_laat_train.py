@@ -1,4 +1,4 @@
-"""LAAT training as a strategy of the engine (zslab.laat): run dir, final metrics, resume,
+"""LAAT training as a strategy of the engine (zslab.methods.laat): run dir, final metrics, resume,
 adversarial batch, reduction to clean A-CE training, objectives, anchors, CLI."""
 import copy
 import json
@@ -14,7 +14,7 @@ from zslab.cli import main as cli_main
 from zslab.data import load_dataset
 from zslab.losses import ace_loss
 from zslab.models.conv4 import Conv4
-import zslab.laat as laat
+import zslab.methods.laat as laat
 from zslab.train import Trainer, load_run, make_config, train
 
 SHAPES = dict(image_size=16, n_train_classes=6, n_val_classes=3, n_unseen_classes=3, train_per_class=16,

@@ -104,7 +104,7 @@ def test_eval_results_survive_an_unwritable_metrics_file(tmp_path, capsys, monke
     assert main(["train", "apn", "--out", str(run)] + TINY) == 0
     capsys.readouterr()
     before = (run / "metrics.json").read_bytes()
-    import zslab.eval.runs as runs
+    import zslab.train.runs as runs
     from zslab.utils.io import WriteError
 
     def full_disk(obj, path):

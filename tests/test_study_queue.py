@@ -11,7 +11,7 @@ from zslab import ZSLabError
 from zslab.data import load_dataset
 from zslab.experiments import has_study as hs
 from zslab.experiments import study_queue as sq
-from zslab.has import TABLE2_ROWS
+from zslab.methods.has import TABLE2_ROWS
 from zslab.augment import AUGMENTATIONS
 
 TINY = {"epochs": 1, "model.width": 4, "data.n_train_classes": 6, "data.n_val_classes": 2,
@@ -123,9 +123,9 @@ def test_queue_runs_laat_tables_are_notebook_21s():
 
 
 def test_queue_runs_laat_curves_write_mmc_anchors_in_the_cache(tmp_path, monkeypatch):
-    import zslab.laat
+    import zslab.methods.laat
 
-    monkeypatch.setattr(zslab.laat, "load_class_anchors", lambda cfg, names: torch.zeros(len(names), 64))
+    monkeypatch.setattr(zslab.methods.laat, "load_class_anchors", lambda cfg, names: torch.zeros(len(names), 64))
     runs = {r["name"]: r for r in sq.queue_runs("smoke", ("laat_curves",), seeds=[0], cache_dir=tmp_path)}
     assert set(runs) == {"original", "expanded", "mmc"}
     spec = runs["mmc"]["config"]["encoder"]

@@ -77,7 +77,7 @@ def _laat_config(**over):
 
 
 def test_laat_attribute_anchors_and_the_double_expansion_error(raw, expanded):
-    from zslab.laat import LAATStrategy, load_class_anchors
+    from zslab.methods.laat import LAATStrategy, load_class_anchors
 
     names = list(raw.class_names)
     cfg = _laat_config(encoder="attributes", expand=False)

@@ -1,4 +1,4 @@
-"""HAS-style perturbations as LAAT's training adversary (config ``adversary``; zslab.laat.has_adversary)
+"""HAS-style perturbations as LAAT's training adversary (config ``adversary``; zslab.methods.laat.has_adversary)
 and the cross-paper experiment of notebook 33 (zslab.experiments.xp_has_adversary)."""
 import copy
 import json
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import zslab.laat as laat
+import zslab.methods.laat as laat
 from zslab import ZSLabError
 from zslab.attacks import PGD
 from zslab.data import load_dataset
 from zslab.experiments import xp_has_adversary as xa
 from zslab.experiments.has_study import config_key
-from zslab.has import HAS, HASConfigError, has_objective, has_terms
+from zslab.methods.has import HAS, HASConfigError, has_objective, has_terms
 from zslab.models.conv4 import Conv4
 from zslab.train import Trainer, make_config
 

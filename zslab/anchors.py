@@ -1,7 +1,6 @@
 """Class anchors: normalisation, cosine statistics, LAAT expansion, MMC anchors, semantic consistency.
 
-References (LAAT = "Language-Driven Anchors for Zero-Shot Adversarial Robustness",
-``../shared/seeds/002_6765c7e323df9495.txt``):
+References (LAAT = "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024):
 
 * high cosine-similarity ("CoS") problem: LAAT Sec. 3.3, Table 1;
 * expansion: LAAT Sec. 3.4, Eq. (1)-(2), Appendix B (Eq. 5-7) and Appendix C (Algorithm 1);

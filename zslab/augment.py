@@ -11,7 +11,7 @@ provides them behind one interface so a training strategy can swap them in::
     loss = soft_cross_entropy(logits, out.soft_targets, out.loss_weights)
 
 In training, the config key ``augment`` (``zslab train apn --set augment=cutmix``) selects one;
-:class:`zslab.train.strategies.APNStrategy` then augments every training batch with randomness
+:class:`zslab.methods.APNStrategy` then augments every training batch with randomness
 from the engine's per-epoch generator and uses soft targets for the names in
 :data:`MIXING_AUGMENTATIONS`.
 

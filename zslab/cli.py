@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+# The subcommands import what they need inside their functions, on purpose: `zslab --help`,
+# `zslab config show` and argument errors answer without importing torch (seconds on a CPU).
 import argparse
 import json
 import sys
@@ -48,7 +50,7 @@ def _config_show(args) -> int:
 def _eval(args) -> int:
     from pathlib import Path
 
-    from zslab.eval.runs import ResultsNotSavedError, check_robust_args, evaluate_run, robust_zsl_run
+    from zslab.train.runs import check_robust_args
     from zslab.train.engine import read_run_config, resolve_device
 
     # every argument and the run folder are checked before anything is computed or written
@@ -82,7 +84,7 @@ def _eval(args) -> int:
 def _eval_locked(args, names) -> int:
     from pathlib import Path
 
-    from zslab.eval.runs import ResultsNotSavedError, evaluate_run, robust_zsl_run
+    from zslab.train.runs import ResultsNotSavedError, evaluate_run, robust_zsl_run
 
     final: dict = {}
     try:
@@ -95,7 +97,7 @@ def _eval_locked(args, names) -> int:
         print(json.dumps(final, indent=2))
         raise ZSLabError(f"{e} — the results printed above were computed but not saved to metrics.json") from None
     if args.localisation:
-        from zslab.eval.localisation import localisation_run
+        from zslab.train.runs import localisation_run
 
         final["localisation"] = localisation_run(Path(args.run_dir), batch_size=args.batch_size, device=args.device)
     print(json.dumps(final, indent=2))

@@ -28,7 +28,7 @@ APN / HAS models, ``mode``:
 
 * ``"has"`` — the HAS perturbation (§3.3–3.6): T signed-gradient **descent** steps on
   L_HAS = L_CLS − λ_rob·H(p) + λ_rel·‖Δg‖² + λ_att_mag·M_att − λ_att_ent·H_att (Eq. 3–7, zslab's
-  sign convention, :mod:`zslab.has`) over the model's *training* classes, in an L∞ ε-ball. The
+  sign convention, :mod:`zslab.methods.has`) over the model's *training* classes, in an L∞ ε-ball. The
   label of L_CLS is the image's class when it is a training class, otherwise the model's clean
   prediction among the training classes (``view.numbers["has_label_source"]`` says which).
   Loss terms left out of ``terms`` get weight 0 (L_CLS is always on).
@@ -68,12 +68,12 @@ __all__ = ["ExplorerModel", "ExplorerImage", "View", "HAS_TERMS", "TERM_LABELS",
            "CANDIDATES", "load_model", "model_from_parts", "pick_image", "load_image_file", "list_images",
            "compute_view", "resolve_attribute", "save_results", "first_correct"]
 
-#: the HAS loss terms a user can switch (L_CLS is always on), keyed as in :func:`zslab.has.has_terms`
+#: the HAS loss terms a user can switch (L_CLS is always on), keyed as in :func:`zslab.methods.has.has_terms`
 HAS_TERMS: tuple[str, ...] = ("rob", "rel", "att_mag", "att_ent")
 TERM_LABELS = {"rob": "−λ_rob·H(p)  robustness (Eq. 5)", "rel": "+λ_rel·‖Δg‖²  reliability (Eq. 6)",
                "att_mag": "+λ_att_mag·mean(h)  attention magnitude (Eq. 7)",
                "att_ent": "−λ_att_ent·H(h)  attention entropy (Eq. 7)"}
-#: default weights: the :class:`zslab.has.HASConfig` defaults
+#: default weights: the :class:`zslab.methods.has.HASConfig` defaults
 DEFAULT_LAMBDAS = {"rob": 1.0, "rel": 0.1, "att_mag": 1e-4, "att_ent": 0.1}
 MODES = ("has", "attack")
 CANDIDATES = ("unseen", "seen", "all")
@@ -169,12 +169,13 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
 def _cached_run(method, preset, cache_dir, seed, device, data, data_root, progress):
     if method in ("apn", "has"):
         from zslab.experiments import has_study as hs
+        from zslab.experiments import runner
 
         cache = Path(cache_dir if cache_dir is not None else "runs/study")
         if data is None:
             data = hs.load_study_data(preset, cache_dir=cache / "data")
         runs = hs.table2_configs(preset, rows=["has" if method == "has" else "baseline"], seeds=[seed])
-        row = hs.run_study(runs, cache, data=data, progress=progress, device=device)[0]
+        row = runner.run_study(runs, cache, data=data, progress=progress, device=device)[0]
         return row["run_dir"], data
     if method == "laat":
         from zslab.experiments import laat_study as ls
@@ -214,7 +215,7 @@ def load_image_file(path, image_size: int) -> torch.Tensor:
     side resized bicubically, centre crop). Missing or unreadable files raise a ZSLabError naming
     the path."""
     from zslab.data.folder import IMAGE_EXTENSIONS
-    from zslab.data.xlsa17 import ImageListDataset
+    from zslab.data.images import ImageListDataset
 
     p = Path(path)
     if not p.exists():
@@ -488,7 +489,7 @@ def _part_share(att: torch.Tensor, mask: torch.Tensor) -> float:
 def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha, candidates, top_k, seed,
               common) -> View:
     from zslab.attacks import PGD
-    from zslab.has import HAS, BindClasses, HASConfig
+    from zslab.methods.has import HAS, BindClasses, HASConfig
 
     if mode not in MODES:
         raise ZSLabError(f"explorer mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -539,7 +540,7 @@ def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha,
         out = model(adv, A)
     # HAS terms (Eq. 3-7) at the clean and the perturbed image, over the training classes,
     # with the has-mode label (the clean prediction among the training classes otherwise)
-    from zslab.has import has_objective, has_terms
+    from zslab.methods.has import has_objective, has_terms
 
     pos_tr = _label_position(image.label, train_cls)
     y_tr = torch.tensor([pos_tr if pos_tr is not None else pred_train], device=dev)
@@ -581,7 +582,7 @@ def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha,
 
 def _laat_view(handle, image, eps, steps, alpha, candidates, top_k, seed, common) -> View:
     from zslab.attacks import PGD
-    from zslab.laat import AnchorHead
+    from zslab.methods.laat import AnchorHead
 
     data, model = handle.data, handle.model
     dev = handle.device

@@ -2,7 +2,7 @@
 
     zslab notebooks run [NAME ...] --preset smoke|full --out DIR [--timeout S] [--notebooks-dir D] [-p KEY=VALUE]
 
-:func:`run_notebooks` executes each notebook (GUIDE §6: a ``parameters`` cell, figures as PNG and a
+:func:`run_notebooks` executes each notebook (a ``parameters`` cell, figures as PNG and a
 ``results.json`` in ``out_dir``) with ``preset`` and ``out_dir=DIR/<name>`` injected (only the
 parameters its ``parameters`` cell declares), in the notebook's own folder as working directory, and
 saves the executed notebook as ``DIR/<name>/<name>.ipynb`` (``-p KEY=VALUE`` injects more
@@ -80,8 +80,12 @@ def find_notebooks(names=None, notebooks_dir=None) -> list[Path]:
         for n in names:
             if _is_path(n):
                 p = Path(n)
+                if p.suffix == ".py" and p.with_suffix(".ipynb").is_file():
+                    raise ZSLabError(f"{p} is the jupytext pair of {p.with_suffix('.ipynb')}; pass the .ipynb")
                 if not p.is_file():
                     raise ZSLabError(f"notebook file not found: {p}")
+                if p.suffix != ".ipynb":
+                    raise ZSLabError(f"{p} is not a notebook (.ipynb)")
             else:
                 p = folder / (n if n.endswith(".ipynb") else f"{n}.ipynb")
                 if not p.is_file():
@@ -114,7 +118,7 @@ def _parameters_cell(path: Path):
 
 
 def notebook_parameters(path) -> dict[str, Any]:
-    """The names assigned in the notebook's ``parameters`` cell (GUIDE §6) with their default
+    """The names assigned in the notebook's ``parameters`` cell with their default
     values (a Python literal where the default is one, else its source text); ``{}`` without a
     parameters cell."""
     _, src = _parameters_cell(Path(path))

@@ -19,6 +19,7 @@ import copy
 import difflib
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -219,7 +220,6 @@ def _format_error(sec: str, err: dict, fields: list[str]) -> str:
 class Resolved:
     """A resolved configuration: ``doc`` (nested, every applicable key), ``sources`` (dotted key ->
     layer), ``flat`` (the engine's flat view) and ``data_set`` (the data keys some layer set)."""
-
     doc: dict
     sources: dict
     flat: dict
@@ -338,7 +338,6 @@ def _problems(problems: list[str]) -> str:
     """One problem on one line; several as a list. The messages of one key (the alternatives of a
     union type: "an integer" or "'auto'") are joined into one."""
     merged: dict[str, list[str]] = {}
-    import re
 
     for p in dict.fromkeys(problems):
         m = re.match(r"^('[^']+'(?: \(old key '[^']+'\))?): (.*)$", p, flags=re.S)
@@ -371,7 +370,6 @@ def to_flat(doc: dict, data_set: dict, method: str) -> dict:
 class EngineConfig(dict):
     """The engine's flat config (a plain dict to the training code) that remembers its nested
     document's sources, so the run folder records where every value came from."""
-
     sources: dict = {}
     snapshot: dict = {}
 

@@ -57,7 +57,7 @@ from zslab import ZSLabError
 from zslab.data.base import TensorImageDataset, ZSLData
 from zslab.data.folder import (apply_caps, check_fraction, check_seed, class_split_pools, resolve_max_per_class,
                                scan_class_folders, split_per_class, text_name)
-from zslab.data.xlsa17 import ImageListDataset
+from zslab.data.images import ImageListDataset
 
 __all__ = ["CIFAR_FS_SPLITS", "CIFAR_FS_CLASSES", "SUPERCLASSES", "superclass_pairs", "load_cifarfs"]
 

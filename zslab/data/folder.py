@@ -1,6 +1,6 @@
 """``folder``: class-named image folders, some classes held out as novel (LAAT-style zero-shot).
 
-Layout (the layout of the real CIFAR-10 copy in ``../shared/data/cifar10``)::
+Layout (that of a CIFAR-10 copy exported to PNG folders, e.g. ``$ZSLAB_DATA/cifar10``)::
 
     root/train/<class>/*.jpg|*.jpeg|*.png|*.bmp|*.webp
     root/test/<class>/*.jpg|...
@@ -64,7 +64,7 @@ import torch
 
 from zslab import ZSLabError
 from zslab.data.base import SPLITS, ZSLData
-from zslab.data.xlsa17 import ImageListDataset
+from zslab.data.images import ImageListDataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".gif", ".tif", ".tiff")
 

@@ -47,7 +47,7 @@ from zslab import ZSLabError
 from zslab.data.base import ZSLData
 from zslab.data.folder import (check_fraction, check_seed, class_split_pools, resolve_max_per_class,
                                scan_class_folders, text_name)
-from zslab.data.xlsa17 import ImageListDataset, check_files_exist
+from zslab.data.images import ImageListDataset, check_files_exist
 
 __all__ = ["MINIIMAGENET_SPLITS", "MINIIMAGENET_CLASSES", "WNID_TO_NAME", "load_miniimagenet"]
 

@@ -77,7 +77,7 @@ Protocol
 * **Attacks (§4.1).** Under an attack the model seen by the attack is the episode's
   ``n_way``-way classifier :class:`~zslab.attacks.AnchorClassifier` (logits
   cos(f(x), a_y)/τ over the episode's anchors), so AutoAttack's targeted stages use
-  ``n_way − 1`` targets (``min(9, N − 1)``, GUIDE §3). Each attacked episode goes through
+  ``n_way − 1`` targets (``min(9, N − 1)``: the standard attack's 9 targets need 10 classes). Each attacked episode goes through
   :func:`zslab.eval.robust.robust_evaluate`: only clean-correct queries are attacked and a
   query counts as robust only if it is correct clean and under the attack (per-example worst
   case over several attacks), so robust ≤ clean per query. Attack seeds are ``seed + e`` for
@@ -106,6 +106,17 @@ from zslab.attacks import AnchorClassifier, Attack, build, eval_mode, parse_eps
 from zslab.data.base import ZSLData
 from zslab.eval.robust import robust_evaluate
 from zslab.eval.zsl import harmonic_mean, per_class_accuracy
+
+#: LAAT's episode size (LAAT Sec. 4.1: 5-way); ``eval.n_way: auto`` takes at most this many classes
+PAPER_N_WAY = 5
+
+
+def resolve_n_way(value, n_classes: int) -> int:
+    """``eval.n_way`` for ``n_classes`` novel classes: ``auto`` = min(5, n_classes) (LAAT's 5-way
+    where the data allows it); an integer must not exceed ``n_classes``."""
+    if value == "auto":
+        return min(PAPER_N_WAY, int(n_classes))
+    return int(value)
 
 __all__ = ["zero_shot_episodes", "gzsl_nway", "extract_features", "mean_ci95", "dataset_labels",
            "episode_anchors", "ANCHOR_MODES"]

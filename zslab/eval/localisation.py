@@ -40,17 +40,14 @@ of the per-attribute values), ``mean`` and ``chance`` (over the attributes that 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from zslab import ZSLabError
-from zslab.utils.io import atomic_write_json
 
-__all__ = ["NORMALISATIONS", "attention_distribution", "attention_in_part", "localisation_run"]
+__all__ = ["NORMALISATIONS", "attention_distribution", "attention_in_part"]
 
 NORMALISATIONS = ("shift", "relu", "softmax")
 
@@ -179,30 +176,3 @@ def attention_in_part(model: torch.nn.Module, data, split: str = "test_unseen", 
             "lift": overall["share"] / overall["chance"] if overall["chance"] > 0 else float("nan"),
             "n_attributes": overall["n_attributes"], "per_part": per_part, "per_group": per_group,
             "per_attribute": per_attribute}
-
-
-def localisation_run(run_dir: str | Path, split: str = "test_unseen", normalise: str = "shift",
-                     batch_size: int = 256, max_images: int | None = None, device: str | None = None,
-                     progress: bool = True) -> dict:
-    """Localisation score of a run's validation-selected checkpoint (``best.pt``).
-
-    Rebuilds the run with :func:`zslab.train.engine.load_run`, scores it with
-    :func:`attention_in_part` and writes the result into ``metrics.json`` ``final["localisation"]``
-    (atomically); returns it.
-    """
-    from zslab.train.engine import load_run
-
-    run_dir = Path(run_dir)
-    config, data, model, _ = load_run(run_dir, "best", device=device)
-    res = attention_in_part(model, data, split, normalise=normalise, batch_size=batch_size,
-                            max_images=max_images, progress=progress)
-    res["method"] = config.get("method")
-    metrics_path = run_dir / "metrics.json"
-    try:
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"config": config}
-    except json.JSONDecodeError:
-        raise ZSLabError(f"{metrics_path} is corrupt; delete it and re-run zslab eval") from None
-    metrics["final"] = dict(metrics.get("final") or {})
-    metrics["final"]["localisation"] = res
-    atomic_write_json(metrics, metrics_path)
-    return res

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from zslab.data.base import ZSLData
+from zslab.data.batches import iterate_batches
+
 
 def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, classes=None) -> float:
     """Mean over classes of top-1 accuracy (classes with no images are skipped).
@@ -88,3 +91,53 @@ def select_mu(scores_seen_imgs, labels_seen, scores_unseen_imgs, labels_unseen, 
         if h > best_h + 1e-12:
             best_mu, best_h = float(mu), h
     return best_mu, best_h
+
+
+# ----------------------------------------------------------------------------- score matrices of a model
+@torch.no_grad()
+def compute_scores(model, dataset, class_attributes: torch.Tensor, device, batch_size: int = 512,
+                   channels_last: bool = False):
+    """Compatibility scores of every image against *all* classes: (N, n_classes), labels (N,).
+    ``channels_last``: feed the batches in ``torch.channels_last`` memory format."""
+    was_training = model.training
+    model.eval()
+    A = class_attributes.to(device)
+    scores, labels = [], []
+    for x, y in iterate_batches(dataset, batch_size):
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x, A)
+        scores.append(out["logits"].float().cpu())
+        labels.append(y)
+    model.train(was_training)
+    return torch.cat(scores), torch.cat(labels)
+
+
+def evaluate_split_scores(data: ZSLData, scores: dict, mu: float | None = None) -> dict:
+    """Validation and/or test metrics from precomputed score matrices.
+
+    ``scores`` maps split name -> (scores, labels). Validation: ZSL on the validation classes,
+    μ swept for the best H (train vs validation classes). Test: ZSL T1 on unseen classes and
+    GZSL U/S/H with the given μ (chosen on validation).
+    """
+    out = {}
+    tr = data.train_classes
+    if "val_unseen" in scores:
+        su, yu = scores["val_unseen"]
+        ss, ys = scores["val_seen"]
+        out["val_zsl"] = per_class_accuracy(predict(su, data.val_classes), yu)
+        out["val_seen_acc"] = per_class_accuracy(predict(ss, tr), ys)
+        m, h = select_mu(ss, ys, su, yu, tr, data.val_classes)
+        u, s, _ = gzsl_us(ss, ys, su, yu, tr, data.val_classes, m)
+        out.update(val_u=u, val_s=s, val_h=h, mu=m)
+    if "test_unseen" in scores:
+        su, yu = scores["test_unseen"]
+        ss, ys = scores["test_seen"]
+        mu = out.get("mu", 0.0) if mu is None else mu
+        out["zsl_t1"] = per_class_accuracy(predict(su, data.unseen_classes), yu)
+        u, s, h = gzsl_us(ss, ys, su, yu, tr, data.unseen_classes, mu)
+        u0, s0, h0 = gzsl_us(ss, ys, su, yu, tr, data.unseen_classes, 0.0)
+        out.update(gzsl_u=u, gzsl_s=s, gzsl_h=h, mu=mu, gzsl_u_uncalibrated=u0, gzsl_s_uncalibrated=s0,
+                   gzsl_h_uncalibrated=h0)
+    return out

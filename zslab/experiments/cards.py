@@ -405,7 +405,7 @@ def merge_cards(sources: list[dict], name: str, command: str, note: str | None =
     ``has_minus_apn``, figure lists) are dropped and named under ``results["merge"]["dropped"]``,
     beside the sources' names, commands and provenance and the shared runs that were checked.
     """
-    from zslab.experiments import has_study as hs
+    from zslab.experiments import runner
 
     if len(sources) < 2:
         raise ZSLabError("merging needs at least two cards")
@@ -478,14 +478,14 @@ def merge_cards(sources: list[dict], name: str, command: str, note: str | None =
         summary = next((r[sum_key] for r in res if isinstance(r.get(sum_key), dict) and r[sum_key]), None)
         if summary is not None:
             metrics = tuple(dict.fromkeys(m for e in summary.values() for m, v in e.items() if _is_stat(v)))
-            out[sum_key] = hs.summarize(rows, metrics=metrics)
+            out[sum_key] = runner.summarize(rows, metrics=metrics)
         deltas = next((r[delta_key] for r in res if isinstance(r.get(delta_key), dict) and r[delta_key]), None)
         if deltas is not None:
             baseline = {e.get("baseline") for e in deltas.values() if isinstance(e, dict)} - {None}
             if len(baseline) != 1:
                 raise ZSLabError(f"cannot tell the baseline row of {delta_key!r} (candidates {sorted(baseline)})")
             metrics = tuple(dict.fromkeys(m for e in deltas.values() for m, v in e.items() if _is_stat(v)))
-            out[delta_key] = hs.paired_deltas(rows, next(iter(baseline)), metrics=metrics)
+            out[delta_key] = runner.paired_deltas(rows, next(iter(baseline)), metrics=metrics)
     out["merge"] = {
         "sources": [{"card": n, "command": c["command"], "provenance": c["provenance"]} for n, c in zip(names, sources)],
         "shared_runs": sorted(f"{name}@{seed}" for (_, name, seed) in shared),

@@ -26,6 +26,7 @@ import torch
 from zslab import ZSLabError
 from zslab.config.resolve import study_presets
 from zslab.experiments import has_study as hs
+from zslab.experiments import runner
 
 #: Cross-paper presets. ``attr_preset``: the :mod:`has_study` study preset (data, APN/HAS
 #: schedule). ``laat``: LAAT engine preset and overrides on top of it (its ``data`` section is
@@ -94,8 +95,8 @@ def run_rows(runs: list[dict], out_dir: str | Path, data=None, progress: bool = 
 
     rows = []
     for run in runs:
-        metrics = LAAT_METRICS if run["config"]["method"] == "laat" else hs.METRICS
-        rows += hs.run_study([run], out_dir, data=data, progress=progress, device=device, metrics=metrics)
+        metrics = LAAT_METRICS if run["config"]["method"] == "laat" else runner.METRICS
+        rows += runner.run_study([run], out_dir, data=data, progress=progress, device=device, metrics=metrics)
     return rows
 
 
@@ -106,8 +107,9 @@ def unseen_classifier(run_dir: str | Path, data=None, device: str | None = None)
     dot products, :meth:`APN.set_classes`; LAAT: cosine to the unseen anchors / τ); ``labels`` are
     positions among the unseen classes."""
     from zslab.attacks.wrappers import AnchorClassifier
-    from zslab.eval.runs import _anchor_trainer, _config
-    from zslab.train.engine import iterate_batches, load_run
+    from zslab.train.runs import _anchor_trainer, _config
+    from zslab.data.batches import iterate_batches
+    from zslab.train.engine import load_run
 
     run_dir = Path(run_dir)
     config = _config(run_dir)

@@ -3,7 +3,7 @@
 HAS (Chen et al., ACM MM 2023) studies, on top of APN:
 
 * Table 1 / Table 2 — HAS vs APN and the loss ablation (§4.2–4.3):
-  :func:`table2_configs` (rows from :func:`zslab.has.table2_overrides`);
+  :func:`table2_configs` (rows from :func:`zslab.methods.has.table2_overrides`);
 * Fig. 4 — sensitivity to the reliability, robustness and diversity weights and to the
   perturbation step size (§4.4): :func:`sweep_configs` over :data:`SWEEPS`;
 * Table 3 — APN trained with traditional augmentations (§4.5): :func:`augmentation_configs`;
@@ -28,13 +28,10 @@ pipeline runs. ``full`` is the engine's ``full`` preset (the embedded default da
 Naming of the weights: the paper's Eq. 3 calls the robustness weight λ1 and the reliability
 weight λ2 while Fig. 4 and §4.4 call the reliability weight λ1 and the robustness weight λ2.
 zslab avoids the numbers and names the terms (``has_lambda_rel``, ``has_lambda_rob``; see
-:mod:`zslab.has`).
+:mod:`zslab.methods.has`).
 """
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,14 +40,14 @@ from tqdm import tqdm
 
 from zslab import ZSLabError
 from zslab.config.resolve import study_presets
-from zslab.train.config import backfill_defaults, config_diff, make_config
+from zslab.experiments.runner import METRICS, config_key, paired_deltas, run_study, summarize
+from zslab.train.config import make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
            "summarize", "paired_deltas", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
            "augment_examples", "attribute_groups", "feature_trajectory", "perturbation_parts"]
 
 #: the test metrics every row carries (fractions in [0, 1]); HAS §4.1, Eq. 8–9
-METRICS = ("zsl_t1", "gzsl_u", "gzsl_s", "gzsl_h")
 
 #: Study presets: the engine preset they start from, dotted overrides on top of it, the seeds,
 #: how many values of each sweep to run (``None``: all) and which Table-2 rows / Table-3
@@ -71,7 +68,7 @@ SWEEPS: dict[str, dict] = {
     "step_size": {"label": "step size α (×1/255)", "values": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "default": 2 / 255,
                   "keys": lambda v: {"has_step_size": v}},
     # beyond Fig. 4: the official scripts disagree on the *sign* of the attention-entropy weight
-    # (CUB −1 and AwA2 −0.1 sharpen the attention, SUN +0.1 flattens it as the paper's Eq. 7 says; GUIDE §2)
+    # (CUB −1 and AwA2 −0.1 sharpen the attention, SUN +0.1 flattens it as the paper's Eq. 7 says)
     "lambda_att_ent": {"label": "attention-entropy weight λ_att_ent (Eq. 7; < 0 sharpens attention as the official "
                                 "CUB/AwA2 scripts, > 0 flattens it as the paper)", "values": (-1.0, -0.1, 0.0, 0.1),
                        "default": 0.1, "keys": lambda v: {"has_lambda_att_ent": v}},
@@ -111,23 +108,6 @@ def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: s
     return load_dataset(cfg["dataset"], **kw)
 
 
-_VOLATILE = ("progress", "device")  # do not change what a run computes
-
-
-def config_key(config: dict) -> str:
-    """A short stable hash of a config (ignoring ``progress`` and ``device``): the cache key.
-
-    Keys registered in :data:`zslab.train.config.LATE_KEYS` are left out while they hold their
-    default value, so adding a new option does not orphan the runs cached before it existed."""
-    from zslab.train.config import DEFAULTS, LATE_KEYS, METHOD_DEFAULTS
-
-    defaults = {**DEFAULTS, **METHOD_DEFAULTS.get(config.get("method"), {})}
-    stable = {k: v for k, v in config.items()
-              if k not in _VOLATILE and not (k in LATE_KEYS and k in defaults and v == defaults[k])}
-    text = json.dumps(stable, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
 def _seeds(preset: str, seeds) -> tuple[int, ...]:
     return tuple(int(s) for s in (_preset(preset)["seeds"] if seeds is None else seeds))
 
@@ -136,10 +116,10 @@ def table2_configs(preset: str = "smoke", rows=None, seeds=None, overrides: dict
                    dataset: str = "shapes") -> list[dict]:
     """Runs for Table 1 (APN vs HAS) and the Table 2 ablation: one per (row, seed).
 
-    ``rows`` default: the preset's rows (``full``: every row of :data:`zslab.has.TABLE2_ROWS`,
+    ``rows`` default: the preset's rows (``full``: every row of :data:`zslab.methods.has.TABLE2_ROWS`,
     ``baseline`` = APN). Each run is ``{"name": row, "config": ..., "row": row}``.
     """
-    from zslab.has import TABLE2_ROWS, table2_overrides
+    from zslab.methods.has import TABLE2_ROWS, table2_overrides
 
     rows = rows if rows is not None else (_preset(preset)["table2_rows"] or tuple(TABLE2_ROWS))
     out = []
@@ -156,10 +136,10 @@ def sweep_configs(param: str, preset: str = "smoke", values=None, seeds=None, ov
     """HAS runs for one Fig. 4 sweep (:data:`SWEEPS`), in increasing order of the value.
 
     ``values`` default: the sweep's values. A preset with ``sweep_values`` = k (``smoke``: 2) keeps
-    the default value (the :class:`zslab.has.HASConfig` default, so that run is the Table-2 ``has``
+    the default value (the :class:`zslab.methods.has.HASConfig` default, so that run is the Table-2 ``has``
     run and shared by every sweep through :func:`run_study`'s cache) and the k − 1 largest others.
     Each run is ``{"name": f"{param}={value:g}", "config": ..., "param": param, "value": value}``;
-    the other weights stay at the :class:`zslab.has.HASConfig` defaults.
+    the other weights stay at the :class:`zslab.methods.has.HASConfig` defaults.
     """
     if param not in SWEEPS:
         raise ZSLabError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
@@ -202,126 +182,6 @@ def augmentation_configs(preset: str = "smoke", names=None, seeds=None, override
 
 
 # ------------------------------------------------------------------------------ running
-def _finished(run_dir: Path, config: dict, metrics_needed=METRICS) -> dict | None:
-    """The run's ``final`` metrics when ``run_dir`` holds a finished run of ``config`` (its
-    ``final`` has every name in ``metrics_needed``)."""
-    from zslab.train.engine import read_run_config
-
-    try:
-        old = read_run_config(run_dir)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, json.JSONDecodeError, ZSLabError):
-        return None
-    final = metrics.get("final") or {}
-    # a run written before a config key existed lacks it: it is the same run while the key holds its default
-    same = not [d for d in config_diff(backfill_defaults(old), config) if d.split(":")[0] not in _VOLATILE]
-    if same and all(m in final for m in metrics_needed) and len(metrics.get("history", [])) == config["epochs"]:
-        return final
-    return None
-
-
-def run_study(runs: list[dict], out_dir: str | Path, data=None, progress: bool = True,
-              device: str | None = None, metrics=METRICS) -> list[dict]:
-    """Train every run (``{"name", "config", **tags}``) into ``out_dir``; one row per run.
-
-    The run directory is ``out_dir/<method>-seed<seed>-<config_key>``: a finished run there is
-    reused (``cached=True``), an unfinished one resumed; runs with equal configs share it. ``data`` is passed to the engine
-    (load it once with :func:`load_study_data`; it must be the dataset the configs describe).
-    ``device`` overrides the configs' device. Row keys: ``name``, ``seed``, ``method``,
-    ``run_dir``, ``cached``, the run's tags, ``metrics`` (default :data:`METRICS`; another
-    method's final metric names, e.g. LAAT's, for :mod:`zslab.experiments.laat_study`), ``mu``,
-    ``best_epoch``, ``train_seconds``.
-    """
-    from zslab.train import train
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    bar = tqdm(runs, desc="study", disable=not progress, mininterval=0.5)
-    for run in bar:
-        if "name" not in run or "config" not in run:
-            raise ZSLabError(f"run_study expects dicts with 'name' and 'config'; got keys {sorted(run)}")
-        cfg = copy.deepcopy(run["config"])
-        if device is not None:
-            cfg["device"] = device
-        # named by method, seed and config hash only: equal configs under different names (Table 2's
-        # "baseline" and Table 3's "none") share one run directory
-        run_dir = out_dir / f"{cfg['method']}-seed{cfg['seed']}-{config_key(cfg)}"
-        bar.set_postfix_str(run_dir.name)
-        final = _finished(run_dir, cfg, metrics)
-        cached = final is not None
-        if not cached:
-            resume = (run_dir / "config.json").exists()
-            if resume:  # keep the stored device/progress so the engine's resume check passes
-                from zslab.train.engine import read_run_config
-
-                old = read_run_config(run_dir)
-                for k in _VOLATILE:
-                    if k in old:
-                        cfg[k] = old[k]
-            final = train(cfg, run_dir, resume=resume, data=data)
-        tags = {k: v for k, v in run.items() if k not in ("name", "config")}
-        row = {"name": run["name"], "seed": cfg["seed"], "method": cfg["method"], "run_dir": str(run_dir),
-               "cached": cached, **tags}
-        for k in tuple(metrics) + ("mu", "best_epoch", "train_seconds"):
-            row[k] = final.get(k, float("nan"))
-        rows.append(row)
-    bar.close()
-    return rows
-
-
-def summarize(rows: list[dict], by: str = "name", metrics=METRICS) -> dict[str, dict]:
-    """Mean and sample std (0 with one seed) of ``metrics`` per value of ``rows[i][by]``, in
-    first-appearance order: ``{key: {metric: {"mean", "std", "n"}, **tags of the first row}}``."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r[by], []).append(r)
-    out = {}
-    for key, rs in groups.items():
-        entry = {k: v for k, v in rs[0].items() if k not in metrics and k not in ("seed", "run_dir", "cached",
-                                                                                  "mu", "best_epoch", "train_seconds")}
-        for m in metrics:
-            vals = torch.tensor([float(r[m]) for r in rs], dtype=torch.float64)
-            std = float(vals.std(unbiased=True)) if len(vals) > 1 else 0.0
-            entry[m] = {"mean": float(vals.mean()), "std": std, "n": len(vals)}
-        out[key] = entry
-    return out
-
-
-def paired_deltas(rows: list[dict], baseline: str, by: str = "name", metrics=METRICS) -> dict[str, dict]:
-    """Seed-paired differences against row ``baseline``: for every other row name and metric,
-    the mean and sample std over seeds of ``row(seed) − baseline(seed)`` and ``worse``, the
-    number of seeds where the row is below the baseline. Within a seed both runs start from the
-    same initialisation and batch order, so the paired std is the honest error bar of a change
-    (the two rows' own stds also hold the seed-to-seed spread they share). Only seeds that both
-    rows ran count (``n``); a row with none in common, or a seed twice in one row, is an error.
-    Each entry names its ``baseline``."""
-    groups: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        g = groups.setdefault(r[by], {})
-        if int(r["seed"]) in g:
-            raise ZSLabError(f"row {r[by]!r} has seed {int(r['seed'])} twice")
-        g[int(r["seed"])] = r
-    if baseline not in groups:
-        raise ZSLabError(f"baseline row {baseline!r} not among the rows ({', '.join(groups)})")
-    base = groups[baseline]
-    out = {}
-    for name, by_seed in groups.items():
-        if name == baseline:
-            continue
-        seeds = sorted(set(by_seed) & set(base))
-        if not seeds:
-            raise ZSLabError(f"row {name!r} shares no seed with the baseline {baseline!r}")
-        entry = {"baseline": baseline, "seeds": seeds}
-        for m in metrics:
-            d = torch.tensor([float(by_seed[s][m]) - float(base[s][m]) for s in seeds], dtype=torch.float64)
-            entry[m] = {"mean": float(d.mean()), "std": float(d.std(unbiased=True)) if len(d) > 1 else 0.0,
-                        "n": len(d), "worse": int((d < 0).sum())}
-        out[name] = entry
-    return out
-
-
-# ------------------------------------------------------------------------------ analyses
 def _device_of(model) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -449,7 +309,7 @@ def augment_examples(model, data, augmentations, indices, split: str = "test_see
 
 
 def _has_generator(model, config, class_attributes):
-    from zslab.has import HAS, HASConfig
+    from zslab.methods.has import HAS, HASConfig
 
     if not isinstance(config, HASConfig):
         config = HASConfig(**(config or {}))
@@ -465,7 +325,7 @@ def feature_trajectory(model, images: torch.Tensor, targets: torch.Tensor, class
                        configs: dict, steps: int = 10) -> dict[str, dict]:
     """Fig. 5: pooled features g(f(I_t)) of HAS iterates t = 0..``steps`` for each generator config.
 
-    ``configs`` maps a label (e.g. "without L_REL") to a :class:`zslab.has.HASConfig` or a dict
+    ``configs`` maps a label (e.g. "without L_REL") to a :class:`zslab.methods.has.HASConfig` or a dict
     of its fields; ``targets`` index the rows of ``class_attributes`` (the train classes). HAS
     starts from the clean image without random start, so the T-step output equals the T-th
     iterate of a longer run; iterate t is obtained as the output of a t-step generator.

@@ -1,7 +1,6 @@
 """The LAAT paper's training experiments as library functions (notebook ``21_laat_robustness``).
 
-LAAT (Li et al., "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024;
-``../shared/seeds/002_6765c7e323df9495.txt``):
+LAAT (Li et al., "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024):
 
 * Fig. 3 — learning curves (validation zero-shot accuracy per epoch) with the original text
   anchors, the expanded anchors (Appendix C, Alg. 1) and semantics-free MMC anchors (§3.3):
@@ -58,20 +57,21 @@ import numpy as np
 import torch
 
 from zslab import ZSLabError
-from zslab.experiments.has_study import config_key, run_study
-from zslab.experiments.has_study import summarize as _summarize
+from zslab.experiments import paths
+from zslab.experiments.runner import config_key, run_study
+from zslab.experiments.runner import summarize as _summarize
 from zslab.config.resolve import study_presets
 from zslab.train.config import make_config
 from zslab.train.preflight import resolve_n_way
 
-__all__ = ["METRICS", "CS_METRICS", "STUDY_PRESETS", "CIFAR10_NOVEL", "CIFAR10_VAL", "default_data_root", "study_config",
+__all__ = ["METRICS", "CS_METRICS", "STUDY_PRESETS", "CIFAR10_NOVEL", "CIFAR10_VAL", "study_config",
            "load_study_data", "mmc_encoder", "robustness_configs", "curve_configs", "table5_configs",
            "table4_configs", "table6_configs", "tableS1_configs", "run_rows", "summarize", "learning_curves",
            "few_shot_curves", "row_diff"]
 
 #: final metrics of a LAAT run every study row carries (fractions in [0, 1]; LAAT §4.1-4.2)
 METRICS = ("zs_clean", "zs_pgd", "gzsl_clean", "gzsl_pgd")
-#: GZSL with calibrated stacking (clean; :meth:`zslab.laat.LAATStrategy.test`), beyond the paper:
+#: GZSL with calibrated stacking (clean; :meth:`zslab.methods.laat.LAATStrategy.test`), beyond the paper:
 #: U, S, H over training ∪ novel classes with μ chosen on validation, and H with μ = 0 on the same
 #: classes (the fair reference: ``gzsl_*`` above is N-way over every class, validation classes
 #: included). Rows of runs made before these existed carry NaN.
@@ -84,11 +84,6 @@ CIFAR10_NOVEL = tuple(study_presets("laat")["full"]["overrides"]["data"]["novel"
 #: validation (pseudo-novel) classes for model selection and the learning curves: one animal,
 #: one vehicle, mirroring the novel mix. The 5 remaining classes are the training classes.
 CIFAR10_VAL = tuple(study_presets("laat")["full"]["overrides"]["data"]["val_classes"].split(","))  # deer, truck
-
-
-def default_data_root() -> Path:
-    """``../shared/data/cifar10`` relative to the repository (the folder holding ``zslab/``)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10"
 
 
 STUDY_PRESETS: dict[str, dict] = study_presets("laat")  # zslab/config/recipes/studies/laat.yaml
@@ -122,12 +117,13 @@ def _preset(preset: str) -> dict:
 def _data_root(preset: str, data_root) -> str | None:
     if _preset(preset)["dataset"] != "folder":
         return None
-    root = Path(data_root) if data_root is not None else default_data_root()
-    if not (root / "train").is_dir() or not (root / "test").is_dir():
-        raise ZSLabError(f"the '{preset}' LAAT study needs the CIFAR-10 image folders at {root} "
+    root = Path(data_root) if data_root is not None else paths.data_root("cifar10")
+    if root is None or not (root / "train").is_dir() or not (root / "test").is_dir():
+        where = f"${paths.DATA_ENV} is not set" if root is None else f"not found at {root}"
+        raise ZSLabError(f"the '{preset}' LAAT study needs the CIFAR-10 image folders: {where} "
                          f"(root/train/<class>/*.png and root/test/<class>/*.png; classes "
-                         f"{', '.join(CIFAR10_NOVEL + CIFAR10_VAL)} among them); pass data_root=/path/to/cifar10 "
-                         f"or run the smoke preset")
+                         f"{', '.join(CIFAR10_NOVEL + CIFAR10_VAL)} among them); set {paths.DATA_ENV}=/path/to/data "
+                         f"(a folder holding cifar10/) or pass data_root=/path/to/cifar10, or run the smoke preset")
     return str(root.resolve())
 
 
@@ -234,7 +230,7 @@ def curve_configs(preset: str = "smoke", data=None, out_dir=None, seeds=None, da
     table = {"original": {"expand": False}, "expanded": {"expand": True}}
     if data is not None and out_dir is not None:
         if anchor_dim is None:
-            from zslab.laat import load_class_anchors
+            from zslab.methods.laat import load_class_anchors
 
             anchor_dim = int(load_class_anchors(study_config(preset, data_root=data_root),
                                                 list(data.class_names)).shape[1])

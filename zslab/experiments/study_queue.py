@@ -36,6 +36,7 @@ from pathlib import Path
 
 from zslab import ZSLabError
 from zslab.experiments import has_study as hs
+from zslab.experiments import runner
 from zslab.experiments import laat_study as ls
 
 __all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs",
@@ -107,7 +108,7 @@ def queue_runs(preset: str = "full", tables=("augment", "table2"), seeds=None,
             else:
                 runs = [r for p in hs.SWEEPS for r in hs.sweep_configs(p, preset, seeds=[s], overrides=overrides)]
             for r in runs:
-                key = (r["config"]["method"], r["config"]["seed"], hs.config_key(r["config"]))
+                key = (r["config"]["method"], r["config"]["seed"], runner.config_key(r["config"]))
                 if key not in seen:
                     seen.add(key)
                     out.append(r)
@@ -140,7 +141,7 @@ def select_runs(runs: list[dict], picks) -> list[dict]:
 
 def _run_dir(cache_dir: Path, cfg: dict) -> Path:
     # the name run_study gives it
-    return cache_dir / f"{cfg['method']}-seed{cfg['seed']}-{hs.config_key(cfg)}"
+    return cache_dir / f"{cfg['method']}-seed{cfg['seed']}-{runner.config_key(cfg)}"
 
 
 def _alive(pid: int) -> bool:
@@ -193,7 +194,7 @@ def release(run_dir: Path) -> None:
 
 
 def _metrics(config: dict) -> tuple[str, ...]:
-    return ls.METRICS if config["method"] == "laat" else hs.METRICS
+    return ls.METRICS if config["method"] == "laat" else runner.METRICS
 
 
 def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | None = None,
@@ -208,7 +209,7 @@ def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | 
     for r in runs:
         metrics = _metrics(r["config"])
         rd = _run_dir(cache_dir, r["config"])
-        if hs._finished(rd, r["config"], metrics) is not None or not claim(rd):
+        if runner._finished(rd, r["config"], metrics) is not None or not claim(rd):
             continue
         try:
             d = data
@@ -219,7 +220,7 @@ def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | 
                 d = datasets[key]
             t0 = time.time()
             log(f"[{os.getpid()}] training {rd.name} ({r['name']}, seed {r['config']['seed']})")
-            [row] = hs.run_study([r], cache_dir, data=d, progress=False, device=device, metrics=metrics)
+            [row] = runner.run_study([r], cache_dir, data=d, progress=False, device=device, metrics=metrics)
             rows.append(row)
             log(f"[{os.getpid()}] finished {rd.name} ({r['name']}) in {time.time() - t0:.0f} s: "
                 + ", ".join(f"{m} {row[m]:.3f}" for m in metrics))
@@ -249,7 +250,8 @@ def main(argv=None) -> int:
                     help="run directories (default: the notebooks' cache, notebooks/runs/study for HAS tables, "
                          "notebooks/runs/laat_study for LAAT tables)")
     ap.add_argument("--data-root", default=None,
-                    help="LAAT full preset: the CIFAR-10 folders (default ../shared/data/cifar10 beside the repo)")
+                    help="LAAT full preset: the CIFAR-10 folders (default $ZSLAB_DATA/cifar10; "
+                         "without ZSLAB_DATA this option is required)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (the notebooks must use the same to find the runs)")
     ap.add_argument("--device", default=None, help="override the configs' device (auto | cpu | cuda)")
@@ -259,7 +261,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.workers < 1 or a.threads < 1:
         ap.error("--workers and --threads must be at least 1")
-    from zslab.train.config import _split, parse_value
+    from zslab.config.resolve import parse_value
+    from zslab.config.resolve import split_override as _split
 
     overrides = {k: parse_value(v) for k, v in map(_split, a.set)}
     studies = {_study(t) for t in a.tables}
@@ -275,7 +278,7 @@ def main(argv=None) -> int:
         for r in runs:
             rd = _run_dir(cache_dir, r["config"])
             holder = _holder(rd)
-            state = "finished" if hs._finished(rd, r["config"], _metrics(r["config"])) is not None else (
+            state = "finished" if runner._finished(rd, r["config"], _metrics(r["config"])) is not None else (
                 f"training (pid {holder})" if holder else "partial" if (rd / "config.json").exists() else "to do")
             print(f"{r['name']:>16}  seed {r['config']['seed']}  {rd.name}  {state}")
         return 0

@@ -1,12 +1,13 @@
 """Cross-paper experiment: expanded attribute anchors (notebook 32; issue 7 item 3, second bullet).
 
-Question. LAAT (``../shared/seeds/002_6765c7e323df9495.txt``) finds that CLIP text anchors are
-nearly parallel (the high cosine-similarity problem, Sec. 3.3, Table 1) and fixes it with an
-*expansion* of the anchors around their centre (Sec. 3.4, Eq. 1-2, Appendix C Algorithm 1), fitted on
-the training classes and applied unchanged to novel ones (Sec. 3.6). The class attribute vectors of
-attribute ZSL (the HAS paper's φ(y), ``../shared/seeds/000_06475b0eaebc5e69.txt`` Eq. 1/8) have the same
-problem: all entries are non-negative, so the mean pairwise cosine of the real AwA2 and CUB matrices
-is about 0.58-0.59 and that of the embedded ``shapes`` matrix about 0.47. Does expanding them help
+Question. LAAT (Li et al., "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR
+2024) finds that CLIP text anchors are nearly parallel (the high cosine-similarity problem, Sec. 3.3,
+Table 1) and fixes it with an *expansion* of the anchors around their centre (Sec. 3.4, Eq. 1-2,
+Appendix C Algorithm 1), fitted on the training classes and applied unchanged to novel ones (Sec.
+3.6). The class attribute vectors of attribute ZSL (φ(y) of HAS, Chen et al., "Zero-Shot Learning by
+Harnessing Adversarial Samples", ACM MM 2023, Eq. 1/8) have the same problem: all entries are
+non-negative, so the mean pairwise cosine of the real AwA2 and CUB matrices is about 0.58-0.59 and
+that of the embedded ``shapes`` matrix about 0.47. Does expanding them help
 
 * APN (and HAS) — the class attributes are the ZSL classifier (HAS Eq. 1/8: s(y) = g(x)ᵀVφ(y)) and
   L_LOC's regression target (Eq. 2) — on clean ZSL and under zero-shot attacks, and
@@ -40,6 +41,7 @@ import numpy as np
 
 from zslab import ZSLabError
 from zslab.experiments import cross_paper as cp
+from zslab.experiments import paths
 
 #: Every row of the study: ``family`` (apn | has | laat), ``attributes`` (the class attribute
 #: matrix the model sees: raw | expanded | text for text anchors), ``label`` for text, ``short`` for axes.
@@ -177,7 +179,7 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     """Mean ± sample std over seeds per row: :data:`ROBUST_METRICS` for every row, plus
     :data:`ZSL_METRICS` for APN/HAS rows and LAAT's episode metrics ``zs_clean``/``zs_pgd``
     for LAAT rows. ``{name: {"family", "attributes", "label", metric: {"mean", "std", "n"}}}``."""
-    from zslab.experiments.has_study import summarize as hs_summarize
+    from zslab.experiments.runner import summarize as hs_summarize
 
     out: dict[str, dict] = {}
     names = list(dict.fromkeys(r["name"] for r in rows))
@@ -242,11 +244,6 @@ def data_cosine_stats(data) -> dict:
                         data.val_classes.tolist(), data.class_names)
 
 
-def default_xlsa17_dir() -> Path:
-    """``../shared/data/xlsa17`` relative to the repository (the folder holding ``zslab/``)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "xlsa17"
-
-
 def xlsa17_cosine_stats(name: str, split_dir: str | Path) -> dict:
     """:func:`cosine_stats` of an xlsa17 ``att_splits.mat`` (``att``, the L2-normalised class
     attributes) in ``split_dir``: training classes ``trainclasses1.txt``, validation
@@ -279,14 +276,18 @@ def xlsa17_cosine_stats(name: str, split_dir: str | Path) -> dict:
 
 def real_cosine_stats(root: str | Path | None = None, names=("AWA2", "CUB")) -> tuple[dict, list[str]]:
     """:func:`xlsa17_cosine_stats` for each of ``names`` found under ``root`` (default
-    :func:`default_xlsa17_dir`); returns ``(stats by name, notes for the ones skipped)``. The
-    package does not depend on this data: absent folders are skipped with a note."""
-    root = Path(root) if root is not None else default_xlsa17_dir()
+    ``$ZSLAB_DATA/xlsa17``, :func:`zslab.experiments.paths.data_root`); returns ``(stats by name,
+    notes for the ones skipped)``. The package does not depend on this data: absent folders (or no
+    ``$ZSLAB_DATA``) are skipped with a note."""
+    root = Path(root) if root is not None else paths.data_root("xlsa17")
+    if root is None:
+        return {}, [f"{', '.join(names)}: ${paths.DATA_ENV} is not set; skipped ({paths.missing_data_hint('xlsa17')})"]
     out, notes = {}, []
     for n in names:
         d = root / n
         if not (d / "att_splits.mat").is_file():
-            notes.append(f"{n}: {d / 'att_splits.mat'} not found; skipped (put the xlsa17 files there to include it)")
+            notes.append(f"{n}: {d / 'att_splits.mat'} not found; skipped (put the xlsa17 files there to include it, or "
+                         f"{paths.missing_data_hint('xlsa17')})")
             continue
         out[n] = xlsa17_cosine_stats(n, d)
     return out, notes
@@ -376,5 +377,5 @@ def results(summary: dict, cos: dict, notes: list[str], preset: str, seeds, rows
 
 __all__ = ["ROWS", "PRESET_ROWS", "EVAL_OVERRIDES", "ROBUST_METRICS", "ZSL_METRICS", "protocol", "rows_of", "row_config", "study_runs",
            "data_for", "train_rows", "robustness", "summarize", "pairwise_cosines", "cosine_stats",
-           "data_cosine_stats", "default_xlsa17_dir", "xlsa17_cosine_stats", "real_cosine_stats", "cosine_table",
+           "data_cosine_stats", "xlsa17_cosine_stats", "real_cosine_stats", "cosine_table",
            "compare", "conclusions", "results", "COMPARISONS"]

@@ -6,11 +6,12 @@ A-CE over the training anchors (LAAT Eq. 3, Sec. 3.5). HAS (Chen et al., ACM MM 
 samples that *descend* a composite loss — keep the label (L_CLS), raise the class entropy H(p)
 (Eq. 5), stay near the clean features (Eq. 6) — to diversify the training images without
 semantic distortion. With the HAS generator as LAAT's adversary (config ``adversary: has``,
-:func:`zslab.laat.has_adversary`), what happens to LAAT's clean and robust zero-shot accuracy on
+:func:`zslab.methods.laat.has_adversary`), what happens to LAAT's clean and robust zero-shot accuracy on
 novel classes, and at what cost?
 
 The adapted objective, descended by T = ``pgd_steps`` signed steps of ``pgd_step`` inside the
-same ``pgd_eps`` ball ∩ [0, 1], from δ = 0 (HAS Eq. 4 with the sign of GUIDE §2)::
+same ``pgd_eps`` ball ∩ [0, 1], from δ = 0 (HAS Eq. 4, §3.3, with the descent sign that :mod:`zslab.methods.has`
+sets out)::
 
     L = A-CE(f(x+δ), â_train; τ) − λ_rob·H(softmax(cos(f(x+δ), â_train)/τ)) + λ_rel·‖f(x+δ) − f(x)‖²
 

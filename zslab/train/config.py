@@ -18,7 +18,6 @@ from typing import Any
 
 from zslab.config import (ConfigError, EngineConfig, from_flat, make_engine_config, parse_value, resolve)
 from zslab.config.aliases import FLAT_ALIASES, LATE_KEYS
-from zslab.config.resolve import split_override as _split  # noqa: F401 - used by study_queue
 
 METHODS = ("apn", "has", "laat")
 SELECT_METRICS = ("val_h", "val_zsl", "val_zs")

@@ -12,7 +12,7 @@ moment leaves the previous complete version; ``resume=True`` continues from ``la
 Training is seeded: on CPU two runs with the same config give identical metrics.
 
 Strategies may override what is method-specific through hooks on
-:class:`~zslab.train.strategies.Strategy` (each returns ``None`` for the engine's default, the
+:class:`~zslab.methods.Strategy` (each returns ``None`` for the engine's default, the
 APN behaviour): ``build_model`` (default: APN over the class attributes), ``build_optimizer``
 (default: Adam + StepLR), ``validate`` (default: ZSL / calibrated GZSL on ``val_*``),
 ``test`` (default: ZSL T1 / GZSL on ``test_*`` with the selected μ), ``state_dict`` /
@@ -39,19 +39,23 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import zslab
 from zslab import ZSLabError
+from zslab.config import ConfigError, from_document, from_flat
+from zslab.config.aliases import FLAT_ALIASES
 from zslab.data import ZSLData, load_dataset
-from zslab.eval.zsl import gzsl_us, per_class_accuracy, predict, select_mu
+from zslab.data.batches import gather_batch, iterate_batches
+from zslab.eval.zsl import compute_scores, evaluate_split_scores
+from zslab.methods import STRATEGIES
 from zslab.models import APN
-from zslab.train import distributed
-from zslab.train import preflight
+from zslab.train import distributed, preflight
 from zslab.train.config import backfill_defaults, config_diff, validate
-from zslab.train.strategies import STRATEGIES
-from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint
-
+from zslab.utils.io import atomic_torch_save, atomic_write_json, ensure_writable_dir, load_checkpoint, to_plain
+from zslab.utils.runlock import run_lock
 
 #: config keys that may differ when a run is resumed or evaluated (they do not change what it computes)
 VOLATILE_KEYS = ("device", "progress")
@@ -70,37 +74,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def iterate_batches(dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
-    """Yield (images float [0,1], labels) batches. Tensor-backed datasets (and lazily rendered ones
-    with an indexable ``images``) are sliced directly (no per-item collation); any other Dataset
-    goes through a DataLoader."""
-    n = len(dataset)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
-        for i in range(0, n, batch_size):
-            yield gather_batch(dataset, order[i:i + batch_size])
-    else:
-        from torch.utils.data import DataLoader
-
-        loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size)
-        yield from loader
-
-
-def gather_batch(dataset, idx: torch.Tensor):
-    """(images float [0, 1], labels) of the rows ``idx`` of a dataset: sliced from ``images`` /
-    ``labels`` when it has them, else collated from ``dataset[i]``."""
-    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
-        x = dataset.images[idx]
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        return x, dataset.labels[idx]
-    xs, ys = zip(*(dataset[int(j)] for j in idx))
-    return torch.stack([torch.as_tensor(x) for x in xs]).float(), torch.as_tensor(ys).long()
-
-
 class _IndexBatches(torch.utils.data.Dataset):
     """Item ``idx`` (a tensor of row indices) is the batch :func:`gather_batch` makes of them: the
     worker processes of a DataLoader assemble (or render) whole batches."""
-
     def __init__(self, dataset):
         self.dataset = dataset
 
@@ -114,7 +90,6 @@ class _IndexBatches(torch.utils.data.Dataset):
 class _OrderSampler(torch.utils.data.Sampler):
     """Yields the batches (index tensors) of ``self.order``; the engine sets a new order every
     epoch in the main process, so persistent workers follow it (their dataset copy never changes)."""
-
     def __init__(self, n: int, batch_size: int):
         self.n, self.batch_size = n, batch_size
         self.order = torch.arange(n)
@@ -135,9 +110,7 @@ class WorkerBatches:
     by ``num_workers`` worker processes that stay alive between epochs
     (``persistent_workers=True``), with ``pin_memory`` on CUDA. ``prefetch_factor`` batches per
     worker are prepared ahead of the training step."""
-
     def __init__(self, dataset, batch_size: int, num_workers: int, pin_memory: bool = False):
-        from torch.utils.data import DataLoader
 
         self.n = len(dataset)
         self.sampler = _OrderSampler(self.n, batch_size)
@@ -162,58 +135,8 @@ def find_cxx_compiler() -> str | None:
     return None
 
 
-@torch.no_grad()
-def compute_scores(model: APN, dataset, class_attributes: torch.Tensor, device, batch_size: int = 512,
-                   channels_last: bool = False):
-    """Compatibility scores of every image against *all* classes: (N, n_classes), labels (N,).
-    ``channels_last``: feed the batches in ``torch.channels_last`` memory format."""
-    was_training = model.training
-    model.eval()
-    A = class_attributes.to(device)
-    scores, labels = [], []
-    for x, y in iterate_batches(dataset, batch_size):
-        x = x.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = model(x, A)
-        scores.append(out["logits"].float().cpu())
-        labels.append(y)
-    model.train(was_training)
-    return torch.cat(scores), torch.cat(labels)
-
-
-def evaluate_split_scores(data: ZSLData, scores: dict, mu: float | None = None) -> dict:
-    """Validation and/or test metrics from precomputed score matrices.
-
-    ``scores`` maps split name -> (scores, labels). Validation: ZSL on the validation classes,
-    μ swept for the best H (train vs validation classes). Test: ZSL T1 on unseen classes and
-    GZSL U/S/H with the given μ (chosen on validation).
-    """
-    out = {}
-    tr = data.train_classes
-    if "val_unseen" in scores:
-        su, yu = scores["val_unseen"]
-        ss, ys = scores["val_seen"]
-        out["val_zsl"] = per_class_accuracy(predict(su, data.val_classes), yu)
-        out["val_seen_acc"] = per_class_accuracy(predict(ss, tr), ys)
-        m, h = select_mu(ss, ys, su, yu, tr, data.val_classes)
-        u, s, _ = gzsl_us(ss, ys, su, yu, tr, data.val_classes, m)
-        out.update(val_u=u, val_s=s, val_h=h, mu=m)
-    if "test_unseen" in scores:
-        su, yu = scores["test_unseen"]
-        ss, ys = scores["test_seen"]
-        mu = out.get("mu", 0.0) if mu is None else mu
-        out["zsl_t1"] = per_class_accuracy(predict(su, data.unseen_classes), yu)
-        u, s, h = gzsl_us(ss, ys, su, yu, tr, data.unseen_classes, mu)
-        u0, s0, h0 = gzsl_us(ss, ys, su, yu, tr, data.unseen_classes, 0.0)
-        out.update(gzsl_u=u, gzsl_s=s, gzsl_h=h, mu=mu, gzsl_u_uncalibrated=u0, gzsl_s_uncalibrated=s0,
-                   gzsl_h_uncalibrated=h0)
-    return out
-
-
 class Trainer:
     """Runs a strategy over a dataset with a model; see the module docstring."""
-
     def __init__(self, config: dict, run_dir: str | Path, resume: bool = False, data: ZSLData | None = None,
                  allow_config_change: bool = False):
         """Check everything, then create the run folder: a configuration, data, model or output
@@ -264,7 +187,6 @@ class Trainer:
         # Attacks, generators and evaluation use ``self.model`` (no gradient hooks, no collectives).
         self.train_model = self.model
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
 
             self.train_model = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -344,7 +266,6 @@ class Trainer:
         """Tensors and plain data only, so that the file loads with ``torch.load(weights_only=True)``
         (:func:`zslab.utils.io.load_checkpoint`): numpy scalars/arrays and paths that a metric or a
         strategy might hand over are turned into numbers, tensors and strings (``to_plain``)."""
-        from zslab.utils.io import to_plain
 
         ckpt = {"zslab_version": zslab.__version__, "epoch": int(epoch), "model": self.model.state_dict(),
                 "model_config": to_plain(self.config["model"]), "num_attributes": to_plain(self.data.num_attributes),
@@ -546,8 +467,6 @@ class Trainer:
 def run_document(config: dict) -> dict:
     """The document a run folder's ``config.json`` holds: the nested config, where each value came
     from (``zslab config show``) and the engine view (:func:`zslab.config.from_flat`)."""
-    from zslab.config import from_flat
-
     res = from_flat(config)
     sources = dict(getattr(config, "sources", None) or {})
     snapshot = getattr(config, "snapshot", None) or {}
@@ -556,7 +475,6 @@ def run_document(config: dict) -> dict:
         if path not in sources:
             sources[path] = "code"
     if changed:  # values changed in code after make_config (studies, notebooks)
-        from zslab.config.aliases import FLAT_ALIASES
 
         for k in changed:
             path = FLAT_ALIASES.get(k, (k, ()))[0]
@@ -574,8 +492,6 @@ def read_run_config(run_dir: str | Path) -> dict:
     """The engine config of a run folder (its ``config.json``, read as JSON data — never code),
     migrated from the old flat form when needed; a clear :class:`ZSLabError` when the folder is
     not a run folder or the file is corrupt."""
-    from zslab.config import ConfigError, from_document
-
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.is_file():
@@ -609,8 +525,6 @@ def train(config: dict, out: str | Path, resume: bool = False, data: ZSLData | N
     The run folder is locked for the whole call (:class:`zslab.utils.runlock.RunLock`, taken
     before the Trainer looks at ``out``; under torchrun by rank 0 only): a second ``train`` into
     the same folder, from any process, fails at once with a ZSLabError naming this one."""
-    from zslab.utils.runlock import run_lock
-
     with run_lock(out):
         trainer = Trainer(config, out, resume=resume, data=data, allow_config_change=allow_config_change)
         try:

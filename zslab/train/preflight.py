@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from zslab import ZSLabError
+from zslab.eval.episodes import resolve_n_way
 from zslab.utils.io import check_free_space as _free_space
 from zslab.utils.io import ensure_writable_dir
 
 log = logging.getLogger("zslab")
 
-#: LAAT's episode size (LAAT Sec. 4.1: 5-way); ``eval.n_way: auto`` takes at most this many classes
-PAPER_N_WAY = 5
 
 
 def check_output(run_dir: Path, resume: bool) -> None:
@@ -36,14 +37,6 @@ def check_output(run_dir: Path, resume: bool) -> None:
                              f"{', ...' if len(foreign) > 3 else ''}) but no zslab run (config.json); choose a new "
                              f"or empty folder")
     ensure_writable_dir(run_dir, create=False)
-
-
-def resolve_n_way(value, n_classes: int) -> int:
-    """``eval.n_way`` for ``n_classes`` novel classes: ``auto`` = min(5, n_classes) (LAAT's 5-way
-    where the data allows it); an integer must not exceed ``n_classes``."""
-    if value == "auto":
-        return min(PAPER_N_WAY, int(n_classes))
-    return int(value)
 
 
 def check_data(config: dict, data) -> None:
@@ -82,7 +75,6 @@ def check_data(config: dict, data) -> None:
                          f"{counts['unseen']} novel classes")
     if n_way == "auto":
         log.info("eval.n_way auto: %d-way episodes (%d novel classes)", resolved, counts["unseen"])
-    import torch
 
     labels = torch.as_tensor(data.splits["test_unseen"].labels)
     per_class = torch.bincount(labels, minlength=int(labels.max()) + 1 if len(labels) else 0)

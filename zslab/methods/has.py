@@ -2,7 +2,7 @@
 
 The generator perturbs training images with a *frozen* APN model by T steps of signed-gradient
 **descent** on a composite loss (Eq. 3), then the model is trained on the result (Algorithm 1,
-see :class:`zslab.train.strategies.HASStrategy`).
+see :class:`zslab.methods.HASStrategy`).
 
 Objective (what zslab descends; per example, then summed over the batch)::
 
@@ -21,7 +21,7 @@ Objective (what zslab descends; per example, then summed over the batch)::
   ``H_att`` — attention entropy, the entropy of a softmax over the H·W spatial positions of
   each attribute map, averaged over the K attributes.
 
-Sign conventions (decided here; GUIDE §2):
+Sign conventions (decided here, from the HAS paper's §3.3–3.6 and the authors' public scripts):
 
 * every weight is the coefficient of its term in ``L_HAS`` *as written above*, and the
   generator **descends** ``L_HAS``. Eq. 4 of the paper writes ``+ε·sign∇`` (a sign typo, see
@@ -61,9 +61,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from zslab import ZSLabError
-from zslab.config.schema import parse_fraction
+from zslab.attacks.base import eval_mode
 from zslab.attacks.losses import logits_of
 from zslab.attacks.pgd import PGD
+from zslab.config.schema import parse_fraction
+from zslab.methods.apn import APNStrategy
 
 __all__ = ["HAS", "HASConfig", "HASConfigError", "TABLE2_ROWS", "OFFICIAL_WEIGHTS", "has_terms",
            "has_objective", "table2_overrides", "BindClasses"]
@@ -95,7 +97,6 @@ class HASConfig:
     CUB/AwA2), λ_att_ent = +0.1 (magnitude of the AwA2/SUN values, with the paper's sign:
     flatten attention). Not tuned on shapes.
     """
-
     steps: int = 3
     step_size: float = 2 / 255
     eps: float | None = None
@@ -179,7 +180,7 @@ TABLE2_ROWS: dict[str, dict[str, float] | None] = {
     "has": dict(_ON),
 }
 
-#: Per-dataset values of the official scripts as listed in GUIDE §2 (facts, not code), in
+#: Per-dataset values of the authors' official training scripts (facts, not code; HAS §4.1), in
 #: zslab's sign convention (see the module docstring); step sizes in [0, 1] pixel units.
 OFFICIAL_WEIGHTS: dict[str, dict[str, float]] = {
     "cub": {"step_size": 5 / 255, "lambda_rob": 0.1, "lambda_rel": 3.0, "lambda_att_mag": 1e-4, "lambda_att_ent": -1.0},
@@ -210,7 +211,7 @@ def has_terms(output: dict, labels: torch.Tensor, clean_features: torch.Tensor |
     Returns ``cls`` (Eq. 1), ``rob`` = H(p) (Eq. 5), ``rel`` (Eq. 6; zeros when
     ``clean_features`` is None), ``att_mag`` and ``att_ent`` (the two parts of Eq. 7), all in
     float32, shape (N,). A model without attribute attention (no ``attention`` entry, e.g. LAAT's
-    :class:`zslab.laat.AnchorHead`, whose ``logits`` are cos(f(x), â)/τ so that ``cls`` is the
+    :class:`zslab.methods.laat.AnchorHead`, whose ``logits`` are cos(f(x), â)/τ so that ``cls`` is the
     A-CE of LAAT Eq. 3) gives no ``att_*`` terms; :func:`has_objective` then needs their weights 0.
     """
     z = logits_of(output).float()
@@ -244,7 +245,6 @@ def has_objective(terms: dict[str, torch.Tensor], cfg: HASConfig) -> torch.Tenso
 class BindClasses(nn.Module):
     """``BindClasses(apn, A)(x)`` is ``apn(x, A)``: an APN scored against fixed classes (the train
     classes during HAS). ``A`` is not registered as a buffer: the wrapper holds no state."""
-
     def __init__(self, model: nn.Module, class_attributes: torch.Tensor):
         super().__init__()
         self.model = model
@@ -265,7 +265,6 @@ class HAS(PGD):
     the adversarial images (no grad); :attr:`last_stats` then holds per-step means of the
     terms (``trace``) and the clean eval-mode accuracy.
     """
-
     name = "has"
 
     def __init__(self, model, config: HASConfig | None = None, *, class_attributes=None, seed=None, **overrides):
@@ -321,7 +320,6 @@ class HAS(PGD):
     def evaluate(self, images: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         """Batch means of every term and of L_HAS at ``images`` (clean reference ``clean``), model in
         eval mode (restored). For analysis and tests; costs two forward passes."""
-        from zslab.attacks.base import eval_mode
 
         with eval_mode(self.model):
             ref = self.model(clean)["features"]
@@ -330,3 +328,64 @@ class HAS(PGD):
             total = has_objective(terms, self.config)
             acc = (logits_of(out).argmax(1) == labels).float().mean()
         return {"has": float(total.mean()), "acc": float(acc), **{k: float(v.mean()) for k, v in terms.items()}}
+
+
+# ----------------------------------------------------------------------------- the HAS training strategy
+class HASStrategy(APNStrategy):
+    """HAS training (Algorithm 1; :mod:`zslab.methods.has`). Per batch:
+
+    1. a clean step on L_CLS + λ_loc·L_LOC (lines 3–4) — APN's step, so with config
+       ``augment`` it is taken on the augmented batch (see :class:`APNStrategy`); the
+       generation below always starts from the un-augmented images;
+    2. T generation steps of signed-gradient descent on L_HAS with the model frozen (eval
+       mode, restored; parameters, buffers and grads untouched) (lines 5–8);
+    3. with probability ``has_adv_prob`` (a coin flip from ``engine.rng``, drawn every batch
+       so runs are deterministic and resumable whatever the probability), a step on
+       L_CLS + λ_loc·L_LOC of the adversarial batch (lines 9–10).
+
+    Logged per batch (the engine averages over the epoch's batches): ``loss``/``cls``/``loc``/
+    ``acc`` of the clean step (comparable to APN's); ``has_delta`` mean |δ| and
+    ``has_delta_max`` max |δ| in [0, 1] pixel units; ``has_start``/``has_end`` L_HAS at the
+    first and last iterate the generator evaluated, i.e. iterates 0 and T−1 (eval mode; the
+    output, iterate T, is not re-evaluated, to keep the cost at T passes); ``has_rob_gain`` =
+    H(p) at iterate T−1 − H(p) at iterate 0 (the clean image); ``gen_clean_acc`` eval-mode clean accuracy;
+    ``adv_taken`` (1/0). ``adv_loss``/``adv_acc`` are the adversarial step's loss and
+    (train-mode) accuracy *times* ``adv_taken`` — the epoch means divided by
+    ``train_adv_taken`` give the means over the batches where the step was taken (equal to
+    them when ``has_adv_prob`` = 1).
+    """
+    name = "has"
+
+    def setup(self, engine):
+        super().setup(engine)
+        self.has_config = HASConfig.from_train_config(engine.config)
+        self.adv_prob = float(engine.config["has_adv_prob"])
+        self.generator = HAS(engine.model, self.has_config, class_attributes=engine.train_attributes, seed=0)
+
+    def train_step(self, engine, images, targets):
+        engine.model.train()
+        loss, logs = self.clean_losses(engine, images, targets)
+        self.optimise(engine, loss)
+        if self.has_config.random_start:  # deterministic per batch, from the epoch-seeded stream
+            self.generator.seed = int(torch.randint(0, 2**62, (1,), generator=engine.rng))
+        with engine.autocast():
+            adv = self.generator(images, targets)
+        coin = torch.rand((), generator=engine.rng).item()
+        take = coin < self.adv_prob
+        delta = (adv - images).abs()
+        trace = self.generator.last_stats["trace"]
+        zero = loss.detach().new_zeros(())
+        logs.update(has_delta=delta.mean(), has_delta_max=delta.amax() if delta.numel() else zero,
+                    adv_taken=float(take))
+        if trace:
+            logs.update(has_start=trace[0]["has"], has_end=trace[-1]["has"],
+                        has_rob_gain=trace[-1]["rob"] - trace[0]["rob"])
+        if "clean_acc" in self.generator.last_stats:
+            logs["gen_clean_acc"] = self.generator.last_stats["clean_acc"]
+        if take:
+            adv_loss, adv_logs = self.zsl_losses(engine, adv, targets)
+            self.optimise(engine, adv_loss)
+            logs.update(adv_loss=adv_logs["loss"], adv_acc=adv_logs["acc"])
+        else:
+            logs.update(adv_loss=zero, adv_acc=zero)
+        return logs

@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import torch
+
 from zslab import ZSLabError
-from zslab.train.engine import compute_scores, evaluate_split_scores, load_run
-from zslab.train.preflight import resolve_n_way
-from zslab.utils.io import atomic_write_json
+from zslab.attacks import check_attack_names, check_eps
+from zslab.attacks.base import check_int, check_seed
+from zslab.data.batches import iterate_batches
+from zslab.eval.episodes import resolve_n_way, zero_shot_episodes
+from zslab.eval.localisation import attention_in_part
+from zslab.eval.robust import robust_evaluate
+from zslab.eval.zsl import compute_scores, evaluate_split_scores
+from zslab.train.engine import Trainer, load_run, read_run_config
+from zslab.utils.io import atomic_write_json, load_checkpoint
 
 
 def _config(run_dir: Path) -> dict:
-    from zslab.train.engine import read_run_config
 
     return read_run_config(run_dir)
 
@@ -20,9 +28,6 @@ def _anchor_trainer(run_dir: Path, config: dict, device: str | None, data=None):
     """A Trainer over a finished text-anchor (LAAT) run with its selected checkpoint loaded: the
     strategy rebuilds the anchors and owns the evaluation protocol (episodes, GZSL N-way).
     ``data``: the dataset the run was trained on, when the caller holds it (else it is loaded)."""
-    from zslab.train.engine import Trainer
-    from zslab.utils.io import load_checkpoint
-
     if device is not None:
         config = dict(config, device=device)
     tr = Trainer(config, run_dir, resume=True, data=data)
@@ -53,7 +58,6 @@ def _merge_final(run_dir: Path, config: dict, update: dict, key: str | None = No
 class ResultsNotSavedError(ZSLabError):
     """Evaluation results were computed but ``metrics.json`` could not be written (the previous
     file is intact); ``results`` holds them, so the caller can print or store them elsewhere."""
-
     def __init__(self, message: str, results: dict):
         super().__init__(message)
         self.results = results
@@ -93,9 +97,6 @@ def check_robust_args(attacks, eps="8/255", max_images: int | None = None, batch
     :func:`zslab.attacks.check_eps`: L∞ in [0, 1], so ``8`` is refused with "did you mean
     8/255?"). ``max_images`` must be None or an integer >= 1, ``batch_size`` an integer >= 1,
     ``seed`` an integer (or None). Raises :class:`~zslab.ZSLabError` (also a :class:`ValueError`)."""
-    from zslab.attacks import check_attack_names, check_eps
-    from zslab.attacks.base import check_int, check_seed
-
     names = check_attack_names(attacks)
     eps_value = check_eps(eps, "eps")
     if max_images is not None:
@@ -119,10 +120,7 @@ def robust_zsl_run(run_dir: Path, attacks: list[str], eps="8/255", max_images: i
     Every argument is validated (:func:`check_robust_args`) before anything is loaded, computed
     or written.
     """
-    import torch
 
-    from zslab.eval.robust import robust_evaluate
-    from zslab.train.engine import iterate_batches
 
     attacks, eps_value = check_robust_args(attacks, eps, max_images, batch_size, seed)
     run_dir = Path(run_dir)
@@ -159,9 +157,7 @@ def _robust_anchor_run(run_dir: Path, config: dict, attacks, eps: float, eps_tex
     protocol, LAAT §4.1; each attack sees that episode's N-way cosine logits, so AutoAttack's
     targeted stages use N−1 targets). ``max_images`` bounds the attacked queries: the first
     ⌈max_images / (N·n_query)⌉ episodes are attacked (all of the config's episodes otherwise)."""
-    import math
 
-    from zslab.eval.episodes import zero_shot_episodes
 
     tr = _anchor_trainer(run_dir, config, device)
     cfg, d = tr.config, tr.data
@@ -184,3 +180,28 @@ def _robust_anchor_run(run_dir: Path, config: dict, attacks, eps: float, eps_tex
                "warnings": res["warnings"]}
     _merge_final(run_dir, config, summary, key="robust")
     return summary
+
+
+def localisation_run(run_dir: str | Path, split: str = "test_unseen", normalise: str = "shift",
+                     batch_size: int = 256, max_images: int | None = None, device: str | None = None,
+                     progress: bool = True) -> dict:
+    """Localisation score of a run's validation-selected checkpoint (``best.pt``).
+
+    Rebuilds the run with :func:`zslab.train.engine.load_run`, scores it with
+    :func:`attention_in_part` and writes the result into ``metrics.json`` ``final["localisation"]``
+    (atomically); returns it.
+    """
+    run_dir = Path(run_dir)
+    config, data, model, _ = load_run(run_dir, "best", device=device)
+    res = attention_in_part(model, data, split, normalise=normalise, batch_size=batch_size,
+                            max_images=max_images, progress=progress)
+    res["method"] = config.get("method")
+    metrics_path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"config": config}
+    except json.JSONDecodeError:
+        raise ZSLabError(f"{metrics_path} is corrupt; delete it and re-run zslab eval") from None
+    metrics["final"] = dict(metrics.get("final") or {})
+    metrics["final"]["localisation"] = res
+    atomic_write_json(metrics, metrics_path)
+    return res

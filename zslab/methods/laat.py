@@ -1,5 +1,5 @@
 """LAAT training as a strategy of the training engine (Li et al., "Language-Driven Anchors for
-Zero-Shot Adversarial Robustness", CVPR 2024; ``../shared/seeds/002_6765c7e323df9495.txt``).
+Zero-Shot Adversarial Robustness", CVPR 2024).
 
 Per batch (:meth:`LAATStrategy.train_step`):
 
@@ -31,20 +31,28 @@ anchor of highest cosine (Sec. 3.7). Validation (model selection) = clean zero-s
 over all validation (pseudo-novel) classes on ``val_unseen`` (``val_zs``). Final metrics:
 ``zs_clean``/``zs_pgd`` (N-way over the novel test classes) and ``gzsl_clean``/``gzsl_pgd``
 (N-way over every class of the dataset), the attack PGD-``eval_pgd_steps`` at ``eval_eps``
-(GUIDE §3: PGD-20 of 2/255 at 8/255) on the A-CE of the candidate anchors; the episodes and
+(LAAT §4.1: PGD-20 of 2/255 at 8/255) on the A-CE of the candidate anchors; the episodes and
 GZSL protocols are :mod:`zslab.eval.episodes`'.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.anchors import AnchorExpansion
+from zslab.attacks import PGD
+from zslab.data.batches import gather_batch
+from zslab.eval.episodes import dataset_labels, extract_features, gzsl_nway, resolve_n_way, zero_shot_episodes
+from zslab.eval.zsl import evaluate_split_scores
 from zslab.losses import LAAT_OBJECTIVES, cosine_logits, smoothness_loss, trades_kl, trades_loss
-from zslab.train.preflight import resolve_n_way
-from zslab.train.strategies import STRATEGIES, Strategy
+from zslab.methods.base import Strategy
+from zslab.methods.has import HAS
+from zslab.models import build_embedding_model
+from zslab.text import class_anchors
 
 OBJECTIVES = ("ace", "cos", "theta", "euclid", "trades")
 
@@ -53,9 +61,7 @@ OBJECTIVES = ("ace", "cos", "theta", "euclid", "trades")
 
 def build_image_model(arch: str, out_dim: int, in_size: int) -> nn.Module:
     """The image model (:func:`zslab.models.build_embedding_model`): input normalisation inside,
-    a bias-free head to the anchor dimension ``out_dim`` (GUIDE §3)."""
-    from zslab.models import build_embedding_model
-
+    a bias-free head to the anchor dimension ``out_dim`` (LAAT §4.1, Table 7)."""
     return build_embedding_model(arch, int(out_dim), int(in_size))
 
 
@@ -71,8 +77,6 @@ def load_class_anchors(config: dict, class_names: list[str], class_attributes: t
     fitted on the training classes). ``data.attributes: expanded`` already expands the matrix at
     load time (:func:`zslab.data.expand_class_attributes`); combined with ``expand: true`` it would
     expand twice, so that combination raises :class:`ZSLabError` (use one or the other)."""
-    from zslab.text import class_anchors
-
     spec = str(config["encoder"])
     if spec == "attributes":
         if config.get("expand") and (config.get("data") or {}).get("attributes") == "expanded":
@@ -97,7 +101,6 @@ def load_class_anchors(config: dict, class_names: list[str], class_attributes: t
 class AnchorHead(nn.Module):
     """``x → {"logits": cos(f(x), â)/τ, "features": f(x)}`` for the attacks: the logits entry
     gives them the class scores, the features entry lets a loss use the raw embedding."""
-
     def __init__(self, model: nn.Module, anchors: torch.Tensor, tau: float = 1.0):
         super().__init__()
         self.model = model
@@ -118,14 +121,12 @@ def nway_accuracy(model: nn.Module, dataset, anchors: torch.Tensor, class_ids: t
     A-CE of the candidate anchors, counted per example as the worst case of clean and
     adversarial (an example right only under attack counts as wrong). Returns
     ``{"clean", "robust", "n"}`` (robust absent without attack)."""
-    from zslab.attacks import PGD
-
     class_ids = torch.as_tensor(class_ids).long()
     pos = torch.full((anchors.shape[0],), -1, dtype=torch.long)
     pos[class_ids] = torch.arange(len(class_ids))
     if index is None:
         index = torch.arange(len(dataset))
-    labels_all = _labels_of(dataset)
+    labels_all = dataset_labels(dataset)
     keep = index[pos[labels_all[index]] >= 0]
     if keep.numel() == 0:
         raise ZSLabError("no images of the requested classes in this split")
@@ -141,7 +142,7 @@ def nway_accuracy(model: nn.Module, dataset, anchors: torch.Tensor, class_ids: t
         steps = range(0, keep.numel(), batch_size)
         for i in tqdm(steps, desc="n-way eval", disable=not progress, leave=False, mininterval=1.0):
             idx = keep[i:i + batch_size]
-            x, y = _gather(dataset, idx)
+            x, y = gather_batch(dataset, idx)
             x, t = x.to(device), pos[y].to(device)
             with torch.no_grad():
                 ok = head(x)["logits"].argmax(1) == t
@@ -159,28 +160,13 @@ def nway_accuracy(model: nn.Module, dataset, anchors: torch.Tensor, class_ids: t
     return out
 
 
-def _labels_of(dataset) -> torch.Tensor:
-    if hasattr(dataset, "labels"):
-        return torch.as_tensor(dataset.labels).long()
-    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))]).long()
-
-
-def _gather(dataset, idx):
-    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
-        x = dataset.images[idx]
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        return x, dataset.labels[idx]
-    xs, ys = zip(*(dataset[int(j)] for j in idx))
-    return torch.stack(xs).float(), torch.as_tensor(ys).long()
-
-
 # ----------------------------------------------------------------------------- HAS as the adversary
 
 def has_adversary(head: nn.Module, config: dict, pgd=None):
     """The training adversary for ``adversary: has`` (or ``has+pgd`` with ``pgd`` given): the HAS
-    generator (:class:`zslab.has.HAS`; HAS paper §3.3-3.5, Eq. 3-6, Algorithm 1 lines 5-8) adapted
+    generator (:class:`zslab.methods.has.HAS`; HAS paper §3.3-3.5, Eq. 3-6, Algorithm 1 lines 5-8) adapted
     to an anchor model. On :class:`AnchorHead` (``logits`` = cos(f(x), â)/τ over the *training*
-    anchors, ``features`` = f(x)) :func:`zslab.has.has_terms` gives
+    anchors, ``features`` = f(x)) :func:`zslab.methods.has.has_terms` gives
 
     * ``cls`` = A-CE (LAAT Eq. 3, with τ of Eq. 8) — the HAS class term L_CLS (Eq. 1), true label;
     * ``rob`` = H(p), the entropy of the anchor softmax p = softmax(cos/τ) (HAS Eq. 5);
@@ -189,14 +175,12 @@ def has_adversary(head: nn.Module, config: dict, pgd=None):
     * no L_DIV (Eq. 7): an anchor model has no attribute attention maps, so both attention
       weights are 0 (``has_terms`` gives no attention terms).
 
-    Direction (GUIDE §2, :mod:`zslab.has`): T = ``pgd_steps`` steps of signed-gradient **descent**
+    Direction (HAS Eq. 4 with its sign typo corrected, :mod:`zslab.methods.has`): T = ``pgd_steps`` steps of signed-gradient **descent**
     x ← Π(x − ``pgd_step``·sign ∇[A-CE − λ_rob·H(p) + λ_rel·‖f(x+δ) − f(x)‖²]) onto the
     ``pgd_eps`` ball ∩ [0, 1], from δ = 0 (HAS Eq. 4: I₀ = I; no random start). PGD *ascends* the
     A-CE (misclassify); HAS keeps the label and spreads p towards the other anchors (entropy up)
     while staying near the clean embedding. λ_rob = ``adv_lambda_rob``, λ_rel = ``adv_lambda_rel``.
     Eval mode, parameters, buffers and ``.grad`` are handled by the attacks' base class."""
-    from zslab.has import HAS
-
     step = float(config["pgd_step"])
     gen = HAS(head, steps=int(config["pgd_steps"]) if step > 0 else 0, step_size=step, eps=float(config["pgd_eps"]),
               lambda_rob=float(config["adv_lambda_rob"]), lambda_rel=float(config["adv_lambda_rel"]),
@@ -208,7 +192,6 @@ class MixedAdversary:
     """``adversary: has+pgd``: the first ⌊N/2⌋ examples of a batch get the PGD perturbation, the
     rest the HAS one (each generated on its own half, so the cost is one attack pass). ``seed``,
     ``eps`` and ``steps`` mirror the PGD attack's (the engine re-seeds it per batch)."""
-
     def __init__(self, pgd, has):
         self.pgd, self.has = pgd, has
 
@@ -234,7 +217,6 @@ class LAATStrategy(Strategy):
     """LAAT adversarial training (see the module docstring). Logs per batch: ``loss``, ``l1``
     (objective on x+δ), ``l2`` (smoothness; 0 when α = 0), ``acc`` (train-mode accuracy on
     x+δ over the training anchors), ``delta_max`` (max |δ|), and for TRADES ``kl``."""
-
     name = "laat"
 
     # --------------------------------------------------------------- engine hooks
@@ -243,7 +225,6 @@ class LAATStrategy(Strategy):
         raw = load_class_anchors(cfg, list(data.class_names), data.class_attributes)
         self.raw_anchors = raw
         if cfg["expand"]:
-            from zslab.anchors import AnchorExpansion
 
             names = [data.class_names[i] for i in data.train_classes.tolist()]
             exp = AnchorExpansion().fit(raw[data.train_classes].double(), names)
@@ -263,7 +244,6 @@ class LAATStrategy(Strategy):
         return opt, sched
 
     def setup(self, engine):
-        from zslab.attacks import PGD
 
         cfg = engine.config
         self.objective = cfg["objective"]
@@ -301,7 +281,6 @@ class LAATStrategy(Strategy):
     def load_state_dict(self, engine, state: dict) -> None:
         old = state.get("anchors")
         if old is not None:  # a tensor; arrays or nested lists (hand-made states) are accepted too
-            import numpy as np
 
             old = torch.as_tensor(np.asarray(old, dtype=np.float32) if not isinstance(old, torch.Tensor) else old)
         if old is not None and (old.shape != self.anchors.shape
@@ -374,7 +353,7 @@ class LAATStrategy(Strategy):
         return out
 
     def test(self, engine) -> dict:
-        """Final metrics of the selected checkpoint (LAAT §4.1-4.2; GUIDE §3):
+        """Final metrics of the selected checkpoint (LAAT §4.1-4.2):
 
         * ``zs_clean``/``zs_pgd`` (± ``_ci95``): ``eval_n_way``-way zero-shot episodes on the
           novel test classes (:func:`zslab.eval.episodes.zero_shot_episodes`: ``eval_episodes``
@@ -397,8 +376,6 @@ class LAATStrategy(Strategy):
         The attack: PGD-``eval_pgd_steps`` of ``eval_pgd_step`` at ``eval_eps``, random start, on
         the A-CE over the candidate anchors; robust counts an example only if it is right both
         clean and attacked."""
-        from zslab.attacks import PGD
-        from zslab.eval.episodes import gzsl_nway, zero_shot_episodes
 
         cfg, d = engine.config, engine.data
         eps, step, steps, seed = cfg["eval_eps"], cfg["eval_pgd_step"], cfg["eval_pgd_steps"], int(cfg["eval_seed"])
@@ -447,8 +424,6 @@ class LAATStrategy(Strategy):
 
     def _calibrated_gzsl(self, engine) -> dict:
         """Clean GZSL with calibrated stacking, μ selected on validation (see :meth:`test`)."""
-        from zslab.eval.episodes import dataset_labels, extract_features
-        from zslab.train.engine import evaluate_split_scores
 
         d, cfg = engine.data, engine.config
         need = ("val_seen", "val_unseen", "test_seen", "test_unseen")
@@ -483,4 +458,3 @@ def laat_epoch_cost_floor(pgd_steps: int, alpha: float) -> float:
 __all__ = ["LAATStrategy", "OBJECTIVES", "AnchorHead", "build_image_model", "load_class_anchors",
            "nway_accuracy", "laat_epoch_cost_floor", "has_adversary", "MixedAdversary"]
 
-STRATEGIES["laat"] = LAATStrategy
