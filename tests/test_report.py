@@ -284,3 +284,48 @@ def test_every_notebook_runs_on_smoke_and_lands_in_the_report(tmp_path):
         section = page.split(f'<section id="nb-{r["name"]}">')[1].split("</section>")[0]
         assert "Measured values: results.json" in section and "<span class=\"ok\">ok</span>" in section
         assert res.get("preset", "smoke") == "smoke"
+
+
+def test_missing_values_show_a_dash_with_a_footnote_and_tables_scroll_in_their_own_box(tmp_path):
+    """A LAAT row has no calibration μ (NaN in results.json): the page shows "—" and says why,
+    never "nan"; every table sits in its own horizontally scrolling box, so a wide table (the
+    explorer's 33 columns) never makes the page scroll sideways."""
+    from html.parser import HTMLParser
+
+    d = tmp_path / "31_zero_shot_robustness"
+    d.mkdir()
+    wide = {f"col{i}": float(i) for i in range(33)}
+    res = {"rows": {"apn": {"zsl_t1": 0.8, "mu": 0.12}, "laat": {"zsl_t1": 0.4, "mu": float("nan")}},
+           "views": {"v0": wide, "v1": wide}}
+    (d / "results.json").write_text(json.dumps(res))
+    runs = [NotebookRun(name=d.name, source="nb/x.ipynb", out_dir=str(d), status="ok", wall_seconds=1.0,
+                        preset="smoke", results=str(d / "results.json"))]
+    write_report(runs, tmp_path, preset="smoke")
+    page = (tmp_path / "report.html").read_text()
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.stack, self.tables_outside_box, self.in_cell = [], [], 0, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table" and not any(t == ("div", "tscroll") for t in self.stack):
+                self.tables_outside_box += 1
+            self.stack.append((tag, dict(attrs).get("class")))
+            self.in_cell = tag == "td"
+
+        def handle_endtag(self, tag):
+            while self.stack and self.stack.pop()[0] != tag:
+                pass
+            self.in_cell = False
+
+        def handle_data(self, data):
+            if self.in_cell:
+                self.cells.append(data.strip())
+
+    p = Cells()
+    p.feed(page)
+    assert "—" in p.cells and not [c for c in p.cells if c.lower() == "nan"]
+    assert "LAAT runs have no GZSL calibration factor μ" in page
+    assert p.tables_outside_box == 0 and page.count('class="tscroll"') >= 3
+    assert ".tscroll{max-width:100%;overflow-x:auto" in page

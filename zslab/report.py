@@ -374,16 +374,22 @@ def _is_records(d) -> bool:
                     for v in d.values()))
 
 
+#: how a missing or undefined value (None, NaN) is shown; tables that hold one get :data:`MISSING_NOTE`
+MISSING = "—"
+MISSING_NOTE = ("— : no value — missing, or not defined for that row (e.g. LAAT runs have no GZSL "
+                "calibration factor μ, HAS Eq. 9; their results hold NaN there).")
+
+
 def _fmt(v, decimals: int | None = None) -> str:
     if v is None:
-        return "—"
+        return MISSING
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
         if math.isnan(v):
-            return "nan"
+            return MISSING
         return f"{v:.{decimals}f}" if decimals is not None else f"{v:.4g}"
     if _is_stat(v):
         s = _fmt(float(v["mean"]), decimals)
@@ -519,7 +525,8 @@ def comparison_tables(name: str, results: dict | None) -> list[Table]:
 # ----------------------------------------------------------------------------- HTML
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
- padding:0 1em;color:#222;line-height:1.4}
+ padding:0 1em;color:#222;line-height:1.4;overflow-wrap:anywhere}
+.tscroll{max-width:100%;overflow-x:auto;margin:.6em 0 1.2em} .tscroll table{margin:0}
 h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2.2em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.86em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:left;vertical-align:top}
@@ -541,11 +548,17 @@ def _e(s) -> str:
 
 
 def _table_html(t: Table) -> str:
+    """A table in its own horizontally scrolling box (a wide table never widens the page); a table
+    with a missing value (``—``) gets a footnote that says what the dash means."""
     head = "".join(f"<th>{_e(c)}</th>" for c in t.columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in t.rows)
     cls = f' class="{t.css}"' if t.css else ""
-    note = f'<p class="tnote">{_e(t.note)}</p>' if t.note else ""
-    return f"<table{cls}><caption>{_e(t.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    notes = [t.note] if t.note else []
+    if any(str(c) == MISSING for r in t.rows for c in r):
+        notes.append(MISSING_NOTE)
+    note = "".join(f'<p class="tnote">{_e(n)}</p>' for n in notes)
+    return (f'<div class="tscroll"><table{cls}><caption>{_e(t.title)}</caption><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>{note}")
 
 
 def _png_data_uri(path: Path) -> str:
@@ -650,7 +663,7 @@ def build_html(runs: list[NotebookRun], out, preset: str | None = None, title: s
             f"<p>{len(runs)} notebooks, {len(runs) - n_fail} ok, <span class=\"{'failed' if n_fail else 'ok'}\">"
             f"{n_fail} failed</span>; preset <b>{_e(preset or '—')}</b>; total wall time {total:.1f} s; "
             f"written {now} by zslab {__version__}.</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<div class=\"tscroll\"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
             "<p class=\"tnote\">Paper numbers come from zslab/paper_numbers.py (copied from the papers, with table, "
             f"row and column): {_e(HAS_CITATION)}; {_e(LAAT_CITATION)}. They were measured on the papers' datasets "
             "and models; the measured values here come from this run's preset, so the comparison is one of "
