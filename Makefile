@@ -1,12 +1,17 @@
 # zslab: the two README commands.
 #   make demo   -> virtualenv + install + the quickstart notebook on the embedded dataset (runs/quickstart/)
-#   make test   -> virtualenv + dev install + the whole test suite, notebooks included (nbval)
+#   make test   -> virtualenv + dev install + the docs site (strict) + the whole test suite, notebooks included (nbval)
+#   make docs   -> the documentation site in site/ (DOCS_OUT=dir for another folder); serve: .venv/bin/mkdocs serve
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PRESET ?= smoke
+DOCS_OUT ?= site
+# mkdocs build --strict: a warning (broken link, docstring the API pages cannot render) fails;
+# NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner
+MKDOCS  = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d $(DOCS_OUT)
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +39,13 @@ demo: $(VENV)/.installed
 	    -p preset $(PRESET) -p out_dir runs/quickstart --cwd .
 	@echo "figures and results: runs/quickstart/"
 
+docs: $(VENV)/.installed-dev
+	$(MKDOCS)
+	@echo "documentation: $(DOCS_OUT)/index.html"
+
 test: $(VENV)/.installed-dev
+	$(MKDOCS)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env tests notebooks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site
