@@ -45,7 +45,7 @@ docs: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev
 	$(MKDOCS)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q --durations=25 --nbval-lax --nbval-current-env tests notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site
