@@ -203,7 +203,7 @@ def test_committed_cards_are_consistent(path):
 
 
 # ------------------------------------------------------------------------------ merging
-def _seed_card(rows_by_seed: dict, name: str, threads=1, extra=None) -> dict:
+def _seed_card(rows_by_seed: dict, name: str, threads=1, extra=None, cpu_id="AuthenticAMD family 25 model 17") -> dict:
     """A notebook-11-like card holding ``rows_by_seed`` = {seed: {row name: H}} (other metrics derived)."""
     rows = [{"name": n, "seed": s, "run_dir": f"runs/study/{n}-seed{s}", "train_seconds": 100.0 + s,
              "cached": False, "zsl_t1": h + 0.1, "gzsl_u": h + 0.05, "gzsl_s": h - 0.05, "gzsl_h": h}
@@ -212,6 +212,7 @@ def _seed_card(rows_by_seed: dict, name: str, threads=1, extra=None) -> dict:
            "summary": hs.summarize(rows), "paired_deltas": hs.paired_deltas(rows, "baseline"),
            "has_minus_apn": {"gzsl_h": 0.0}, **(extra or {})}
     card = cards.make_card(res, name, f"papermill ... {name}", threads=threads)
+    card["provenance"].update(cpu="AMD EPYC", cpu_id=cpu_id, cpu_capability="AVX2")
     card["results"]["has_minus_apn"]["gzsl_h"] = float(len(rows))  # a derived number that differs per card
     return card
 
@@ -220,39 +221,74 @@ def _three_cards():
     table1 = _seed_card({s: {"baseline": 0.60 + s / 100, "has": 0.70 + s / 50} for s in (0, 1, 2)}, "t1")
     seeds01 = _seed_card({s: {"baseline": 0.60 + s / 100, "cls": 0.65 - s / 10, "has": 0.70 + s / 50}
                           for s in (0, 1)}, "t2_s01")
-    seed2 = _seed_card({2: {"baseline": 0.62, "has": 0.74, "cls": 0.50}}, "t2_s2")
+    seed2 = _seed_card({2: {"baseline": 0.62, "has": 0.74, "cls": 0.50}}, "t2_s2", cpu_id="AuthenticAMD family 23 model 49")
     return table1, seeds01, seed2
 
 
-def test_merge_pools_rows_of_linked_cards_and_rederives_every_summary():
+def test_merge_pools_rows_one_per_row_and_seed_and_rederives_every_summary():
     table1, seeds01, seed2 = _three_cards()
-    # seeds01 and seed2 share no run, but both share runs with table1: all three are linked
     card = cards.merge_cards([seeds01, seed2, table1], "t2", "cards merge ...", note="n")
     res = card["results"]
-    assert res["seeds"] == [0, 1, 2] and len(res["rows"]) == 9  # 3 seeds x 3 rows, shared runs once
+    assert res["seeds"] == [0, 1, 2] and len(res["rows"]) == 9  # 3 seeds x 3 rows, runs held twice once
     assert [(r["name"], r["seed"]) for r in res["rows"]][:3] == [("baseline", 0), ("baseline", 1), ("baseline", 2)]
     assert list(res["summary"]) == ["baseline", "cls", "has"]  # the fullest source's row order, not table1's
     assert list(cards.merge_cards([table1, seeds01], "m", "c")["results"]["summary"]) == ["baseline", "cls", "has"]
     cls = res["summary"]["cls"]["gzsl_h"]
     assert cls["n"] == 3 and cls["mean"] == pytest.approx((0.65 + 0.55 + 0.50) / 3)
+    assert "host" not in res["summary"]["cls"]  # the machine is a row's provenance, not a tag of the summary
     d = res["paired_deltas"]["cls"]["gzsl_h"]  # cls - baseline per seed: 0.05, -0.06, -0.12
     assert d["n"] == 3 and d["worse"] == 2 and d["mean"] == pytest.approx((0.05 - 0.06 - 0.12) / 3)
-    assert res["merge"]["shared_runs"] == ["baseline@0", "baseline@1", "baseline@2", "has@0", "has@1", "has@2"]
-    assert res["merge"]["dropped"] == ["has_minus_apn"]
-    assert [s["card"] for s in res["merge"]["sources"]] == ["t2_s01", "t2_s2", "t1"]
+    # every row records the machine that trained it
+    hosts = {(r["name"], r["seed"]): r["host"] for r in res["rows"]}
+    assert hosts[("cls", 2)] == hosts[("has", 2)] == "AuthenticAMD family 23 model 49, AVX2, 1 thread"
+    assert hosts[("cls", 0)] == hosts[("has", 0)] == "AuthenticAMD family 25 model 17, AVX2, 1 thread"
+    src = {s["card"]: s for s in res["merge"]["sources"]}
+    assert list(src) == ["t2_s01", "t2_s2", "t1"] and src["t2_s2"]["pooled"] == ["baseline@2", "has@2", "cls@2"]
+    assert src["t1"]["pooled"] == [] and sorted(src["t1"]["same_as_pooled"]) == [
+        "baseline@0", "baseline@1", "baseline@2", "has@0", "has@1", "has@2"]
+    assert res["merge"]["dropped"] == ["has_minus_apn"] and "alternatives" not in res
     assert card["note"] == "n" and card["provenance"]["threads"] == 1
+    assert card["provenance"]["cpu_id"] == "AuthenticAMD family 25 model 17; AuthenticAMD family 23 model 49"
     assert cards.check_card(card)["checked"] == 3 * 4 * 2 + 2 * 4 * 2
 
 
+def test_merge_keeps_another_measurement_of_a_pooled_run_as_an_alternative():
+    """Where two cards hold the same (row, seed) with other numbers, the first card's row is pooled;
+    the other is kept, with its machine and its own checked statistics, outside the pooled summary."""
+    table1, seeds01, seed2 = _three_cards()
+    other = _seed_card({2: {"baseline": 0.55, "has": 0.71, "cls": 0.52}}, "t2_s2_other", threads=2,
+                       cpu_id="GenuineIntel family 6 model 167")
+    card = cards.merge_cards([table1, seeds01, seed2, other], "t2", "cmd")
+    res = card["results"]
+    assert len(res["rows"]) == 9 and res["summary"] == cards.merge_cards([table1, seeds01, seed2], "m", "c")[
+        "results"]["summary"]
+    (alt,) = res["alternatives"]
+    assert alt["card"] == "t2_s2_other" and alt["host"] == "GenuineIntel family 6 model 167, AVX2, 2 threads"
+    assert [r["gzsl_h"] for r in alt["rows"]] == [0.55, 0.71, 0.52]
+    assert alt["summary"] == other["results"]["summary"] and alt["paired_deltas"] == other["results"]["paired_deltas"]
+    assert res["merge"]["sources"][3]["alternative"] == ["baseline@2", "has@2", "cls@2"]
+    assert card["provenance"]["threads"] == 1  # the provenance of the pooled rows; the alternative has its own
+    assert cards.check_card(card)["checked"] == 40 + 3 * 4 * 2 + 2 * 4 * 2  # pooled + the alternative's
+    alt["summary"]["has"]["gzsl_h"]["mean"] = 0.7  # an alternative's statistics are checked too
+    with pytest.raises(ZSLabError, match=r"alternatives\[0\]\.summary\.has\.gzsl_h mean"):
+        cards.check_card(card)
+
+
+def test_merge_pools_cards_that_share_no_run_and_differ_in_threads():
+    _, seeds01, _ = _three_cards()
+    seed2 = _seed_card({2: {"baseline": 0.62, "has": 0.74, "cls": 0.50}}, "t2_s2", threads=2)
+    card = cards.merge_cards([seeds01, seed2], "t2", "cmd")  # no run in common: nothing to compare, pooled anyway
+    assert len(card["results"]["rows"]) == 9 and card["provenance"]["threads"] == "1; 2"
+    assert {r["host"] for r in card["results"]["rows"] if r["seed"] == 2} == {"AuthenticAMD family 25 model 17, AVX2, 2 threads"}
+
+
 @pytest.mark.parametrize("tamper, msg", [
-    (lambda cs: cs[2]["results"]["rows"][0].__setitem__("gzsl_h", 0.9), "baseline@2 .* other values"),
-    (lambda cs: cs[2]["results"]["rows"][0].__setitem__("run_dir", "runs/study/other"), "other values"),
-    (lambda cs: cs.pop(0), "share.*no run"),
-    (lambda cs: cs[1]["provenance"].__setitem__("threads", 2), "thread counts"),
     (lambda cs: cs[1]["results"].__setitem__("notebook", "10_semantic_distortion"), "different notebooks"),
+    (lambda cs: cs[1]["results"].__setitem__("preset", "smoke"), "different presets"),
     (lambda cs: cs.__delitem__(slice(1, None)), "at least two"),
+    (lambda cs: [c["results"].__setitem__("rows", []) for c in cs], "no per-seed rows"),
 ])
-def test_merge_refuses_cards_whose_hosts_are_not_shown_to_agree(tamper, msg):
+def test_merge_refuses_cards_of_different_experiments(tamper, msg):
     cs = list(_three_cards())
     for c in cs:  # the tamper must not be undone by a re-derived summary: only rows / provenance change
         c["results"].pop("summary"), c["results"].pop("paired_deltas")
@@ -265,7 +301,9 @@ def test_merge_ignores_timing_fields_of_a_run_trained_twice():
     table1, seeds01, _ = _three_cards()
     for r in seeds01["results"]["rows"]:
         r["train_seconds"], r["cached"] = 999.0, True
-    assert len(cards.merge_cards([table1, seeds01], "m", "cmd")["results"]["rows"]) == 8
+    res = cards.merge_cards([table1, seeds01], "m", "cmd")["results"]
+    assert len(res["rows"]) == 8 and "alternatives" not in res
+    assert res["merge"]["sources"][1]["same_as_pooled"] == ["baseline@0", "has@0", "baseline@1", "has@1"]
 
 
 def test_cli_merge_writes_a_checked_card(tmp_path, capsys):
@@ -278,5 +316,8 @@ def test_cli_merge_writes_a_checked_card(tmp_path, capsys):
     assert card["command"].startswith("python -m zslab.experiments.cards merge") and "--name pooled" in card["command"]
     assert [s["card"] for s in card["results"]["merge"]["sources"]] == ["t1", "t2_s01", "t2_s2"]
     capsys.readouterr()
+    other = json.loads(paths[2].read_text())
+    other["results"]["notebook"] = "12_sensitivity"
+    paths[2].write_text(json.dumps(other))
     assert cards.main(["merge", str(paths[1]), str(paths[2]), "--name", "x", "-o", str(tmp_path / "out")]) == 2
-    assert "no run" in capsys.readouterr().err and not (tmp_path / "out" / "x.json").exists()
+    assert "different notebooks" in capsys.readouterr().err and not (tmp_path / "out" / "x.json").exists()

@@ -612,18 +612,30 @@ def card_markdown(name: str, level: int = 3) -> str:
     merge = res.get("merge")
     if isinstance(merge, dict):
         rows = [[f"`{s.get('card')}`", _machine(s.get("provenance", {})), s.get("provenance", {}).get("date", "")]
+                + [", ".join(f"`{x}`" for x in s.get(k, [])) or "—" for k in ("pooled", "same_as_pooled", "alternative")]
                 for s in merge.get("sources", [])]
-        out += [f"Pooled by `cards merge` from these cards (shared runs checked equal: "
-                f"{', '.join('`%s`' % r for r in merge.get('shared_runs', []))}; "
-                f"dropped: {', '.join('`%s`' % r for r in merge.get('dropped', [])) or 'nothing'}):\n",
-                _table(["card", "machine", "date"], rows), ""]
+        dropped = ", ".join(f"`{r}`" for r in merge.get("dropped", [])) or "nothing"
+        out += [("Pooled by `cards merge` from the cards of several sessions (earlier cards, kept in the git "
+                 "history of `results/`): one row per row name and seed, each with the machine that trained it "
+                 "(`host`). Where two sessions hold the same run, the first one's row is pooled; the same numbers "
+                 "from another session are listed as such, other numbers are kept as alternative measurements "
+                 f"(at the end), outside the pooled statistics (dropped: {dropped}):\n"),
+                _table(["session card", "machine", "date", "pooled runs", "same numbers as the pooled run",
+                        "alternative measurements"], rows), ""]
     for k, v in res.items():
-        if k in ("merge",) or _is_scalar(v) or (isinstance(v, list) and v and all(isinstance(x, int) for x in v)
-                                                 and "seed" in k):
+        if k in ("merge", "alternatives") or _is_scalar(v) or (
+                isinstance(v, list) and v and all(isinstance(x, int) for x in v) and "seed" in k):
             continue
         text = render_value(k, v, level + 1)
         if text:
             out.append(text)
+    for alt in res.get("alternatives") or []:
+        out.append(f"{h}# Alternative measurement: `{alt.get('card')}`\n")
+        out.append(f"The same runs measured in another session, on {alt.get('host')} ({alt.get('date')}); "
+                   "not in the pooled statistics above.\n")
+        for k, v in alt.items():
+            if not _is_scalar(v):
+                out.append(render_value(k, v, level + 2))
     return "\n".join(out)
 
 

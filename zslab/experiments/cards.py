@@ -4,13 +4,14 @@ Run caches (``notebooks/runs/``) are not committed, so a full-preset study that 
 CPU survives only as rounded numbers in the README unless its per-seed results are kept. A card
 is that record (in the spirit of RobustBench's JSON result cards): the notebook's results as it
 wrote them, plus the command that made them, the git commit, the date, the library versions, the
-CPU and the torch thread count. Cards live in ``results/`` at the repository root; the README's
-tables cite them. ::
+CPU and the torch thread count. Cards live in ``results/`` at the repository root, one per paper
+table or figure, named after it (``has_table2``; the machine is provenance, never part of a name);
+the results pages of the documentation are generated from them. ::
 
-    python -m zslab.experiments.cards make runs/11/results.json --name 11_has_vs_apn_full \\
+    python -m zslab.experiments.cards make runs/11/results.json --name has_table1 \\
         --command "papermill notebooks/11_has_vs_apn.ipynb ... -p preset full" --threads 1
     python -m zslab.experiments.cards check results/*.json
-    python -m zslab.experiments.cards merge results/a_seeds01.json results/a_seed2.json --name a_seeds012
+    python -m zslab.experiments.cards merge session_a.json session_b.json --name has_table2
 
 :func:`check_card` re-derives every summary that has per-seed rows beside it (``rows`` with
 ``summary`` and ``paired_deltas``; ``table3_rows`` with ``table3`` and ``table3_deltas``; any
@@ -19,6 +20,9 @@ tables cite them. ::
 Fig. 4's ``sweeps_rows`` and ``sweeps``): means, sample stds, counts and seed-paired differences. A card
 edited by hand, or one whose rows and summary come from different runs, is refused, and the
 statistics no rows stand behind are listed as unchecked. NaN is stored as JSON null.
+
+:func:`merge_cards` pools the rows of one table trained in several sessions (run caches do not
+survive a checkout) into one card, each row with the machine that trained it.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from typing import Any
 from zslab import ZSLabError
 from zslab.utils.io import atomic_write_json
 
-__all__ = ["CARD_KEYS", "provenance", "make_card", "write_card", "check_card", "load_card", "merge_cards", "main"]
+__all__ = ["CARD_KEYS", "provenance", "make_card", "write_card", "check_card", "load_card", "merge_cards", "host_of", "main"]
 
 #: top-level keys of a card
 CARD_KEYS = ("card", "command", "provenance", "results")
@@ -77,7 +81,7 @@ def _cpu() -> str:
 def _cpu_id(cpuinfo: str | None = None) -> str | None:
     """Vendor, family, model, stepping and microcode of the first CPU: the model name alone
     ("AMD EPYC") does not tell two CPU generations apart, and the same run trains to different
-    weights on two of them (README, Results)."""
+    weights on two of them (docs, HAS Table 2)."""
     fields = _cpu_fields(cpuinfo)
     parts = ([fields["vendor_id"]] if fields.get("vendor_id") else []) + [
         f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping", "microcode") if fields.get(k)]
@@ -115,7 +119,7 @@ def _cpu_capability() -> str | None:
 
 def _check_name_command(name: str, command: str) -> None:
     if not name or "/" in name or name.startswith("."):
-        raise ZSLabError(f"card name {name!r} must be a plain file stem such as '11_has_vs_apn_full'")
+        raise ZSLabError(f"card name {name!r} must be a plain file stem such as 'has_table1'")
     if not command or not command.strip():
         raise ZSLabError("a results card needs the command that reproduces it")
 
@@ -375,10 +379,12 @@ def _row_lists(results: dict) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _same_run(a: dict, b: dict) -> bool:
-    """Two rows of the same (name, seed) report the same run trained to the same numbers: equal
-    in every field but the volatile ones, and the same run directory name (the config's key)."""
-    strip = lambda r: {k: v for k, v in r.items() if k not in _VOLATILE_ROW_KEYS}  # noqa: E731
+def _same_numbers(a: dict, b: dict) -> bool:
+    """Two rows of the same (name, seed) hold the same measurement: equal in every field but the
+    per-training bookkeeping, and the same run directory name (the config's key)."""
+    def strip(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k not in _VOLATILE_ROW_KEYS and k != "host"}
+
     return strip(a) == strip(b) and Path(str(a.get("run_dir", ""))).name == Path(str(b.get("run_dir", ""))).name
 
 
@@ -387,26 +393,59 @@ def _joined(values) -> Any:
     return distinct[0] if len(distinct) == 1 else ("; ".join(map(str, distinct)) if distinct else None)
 
 
+def host_of(prov: dict) -> str:
+    """The machine of a card's provenance in one line: ``cpu_id`` (or the CPU model where a card
+    predates it), torch's CPU capability, the torch thread count."""
+    parts = [prov.get("cpu_id") or prov.get("cpu") or "?"]
+    if prov.get("cpu_capability"):
+        parts.append(str(prov["cpu_capability"]))
+    threads = prov.get("threads")
+    if threads is not None:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _statistics(rows: list[dict], summary_like: dict | None, deltas_like: dict | None) -> dict:
+    """Summary and seed-paired changes of ``rows``, re-derived with the metrics (and baseline) of
+    the given summary and deltas; the rows' ``host`` is provenance, not a tag of a summary."""
+    from zslab.experiments import runner
+
+    plain = [{k: v for k, v in r.items() if k != "host"} for r in rows]
+    out: dict[str, Any] = {}
+    if summary_like:
+        metrics = tuple(dict.fromkeys(m for e in summary_like.values() for m, v in e.items() if _is_stat(v)))
+        out["summary"] = runner.summarize(plain, metrics=metrics)
+    if deltas_like:
+        baseline = {e.get("baseline") for e in deltas_like.values() if isinstance(e, dict)} - {None}
+        if len(baseline) != 1:
+            raise ZSLabError(f"cannot tell the baseline row of the seed-paired changes (candidates {sorted(baseline)})")
+        base = next(iter(baseline))
+        names = {r["name"] for r in plain}
+        base_seeds = {r["seed"] for r in plain if r["name"] == base}
+        if base in names and all(base_seeds & {r["seed"] for r in plain if r["name"] == n} for n in names):
+            metrics = tuple(dict.fromkeys(m for e in deltas_like.values() for m, v in e.items() if _is_stat(v)))
+            out["deltas"] = runner.paired_deltas(plain, base, metrics=metrics)
+    return out
+
+
 def merge_cards(sources: list[dict], name: str, command: str, note: str | None = None,
                 source_names: list[str] | None = None) -> dict:
-    """One card from several cards of the same notebook and preset whose runs were trained in
-    different sessions (say seeds 0–1 in one and seed 2 in another), with every summary and
-    seed-paired difference re-derived from the union of their per-seed rows.
+    """One card per table from several cards of the same notebook and preset whose runs were
+    trained in different sessions, possibly on different machines (say seeds 0–1 in one and
+    seed 2 in another): one row per (row name, seed), every summary and seed-paired change
+    re-derived from the pooled rows.
 
-    Runs are bitwise reproducible only on one CPU type and thread count (README, Results), so
-    rows from two hosts may not be pooled as if one machine had trained them. The merge
-    therefore asks for *evidence* that the hosts train the same numbers: every card must share
-    at least one run (same row name, seed and config) with another card, linking them all, and
-    every shared run must agree exactly in every metric. A card that shares no run, or a shared
-    run with other numbers, is refused. The thread counts must match.
+    Each pooled row records the machine that trained it (``host``: ``cpu_id``, CPU capability,
+    threads; :func:`host_of`). Where several cards hold the same (row name, seed), the **first card
+    given** holds the pooled row; a later card's row with the same numbers is listed under its
+    source (``same_as_pooled``), and one with other numbers is an *alternative measurement*: kept,
+    with its own re-derived summary and seed-paired changes, under ``results["alternatives"]``
+    (one block per source card, with its machine), never in the pooled summary.
 
     Top-level keys other than the row lists, their summaries and deltas are kept where every
     card has the same value (``seeds`` becomes the union); the others (derived numbers such as
-    ``has_minus_apn``, figure lists) are dropped and named under ``results["merge"]["dropped"]``,
-    beside the sources' names, commands and provenance and the shared runs that were checked.
-    """
-    from zslab.experiments import runner
-
+    ``has_minus_apn``) are dropped and named under ``results["merge"]["dropped"]``, beside each
+    source's name, command, provenance and the runs it gave to the card."""
     if len(sources) < 2:
         raise ZSLabError("merging needs at least two cards")
     _check_name_command(name, command)
@@ -418,44 +457,31 @@ def merge_cards(sources: list[dict], name: str, command: str, note: str | None =
         vals = {json.dumps(r.get(key)) for r in res}
         if len(vals) > 1:
             raise ZSLabError(f"the cards come from different {key}s: {sorted(vals)}")
-    threads = {c["provenance"].get("threads") for c in sources}
-    if len(threads) > 1 or None in threads:
-        raise ZSLabError(f"the cards' runs used different or unknown torch thread counts {sorted(map(str, threads))}; "
-                         "runs are bitwise reproducible only for one thread count")
     row_keys = list(dict.fromkeys(k for r in res for k in _row_lists(r)))
     if not row_keys:
         raise ZSLabError("the cards hold no per-seed rows to merge")
 
-    # the union of rows; a run in several cards must be the same run with the same numbers
-    merged: dict[str, dict[tuple[str, int], dict]] = {k: {} for k in row_keys}
-    holders: dict[tuple[str, str, int], list[int]] = {}
+    def label(key: str, row: dict) -> str:
+        return f"{row['name']}@{row['seed']}" if key == "rows" else f"{key}:{row['name']}@{row['seed']}"
+
+    pooled: dict[str, dict[tuple[str, int], dict]] = {k: {} for k in row_keys}
+    meta = [{"card": n, "command": c["command"], "provenance": c["provenance"], "pooled": [], "same_as_pooled": [],
+             "alternative": []} for n, c in zip(names, sources)]
+    alt_rows: list[dict[str, list]] = [{k: [] for k in row_keys} for _ in sources]
     for i, r in enumerate(res):
+        machine = host_of(sources[i]["provenance"])
         for key in row_keys:
             for row in r.get(key, []):
                 at = (row["name"], row["seed"])
-                have = merged[key].get(at)
-                if have is not None and not _same_run(have, row):
-                    diff = sorted(k for k in set(have) | set(row) if k not in _VOLATILE_ROW_KEYS
-                                  and have.get(k) != row.get(k))
-                    raise ZSLabError(f"{names[i]} and an earlier card both hold {row['name']}@{row['seed']} in "
-                                     f"{key!r} with other values ({', '.join(diff)}): their hosts do not train the "
-                                     "same numbers, so their rows cannot be pooled")
-                merged[key].setdefault(at, row)
-                holders.setdefault((key,) + at, []).append(i)
-    shared = {k: v for k, v in holders.items() if len(set(v)) > 1}
-    linked, frontier = {0}, [0]
-    while frontier:
-        i = frontier.pop()
-        for held in shared.values():
-            if i in held:
-                for j in set(held) - linked:
-                    linked.add(j)
-                    frontier.append(j)
-    lone = [names[i] for i in range(len(sources)) if i not in linked]
-    if lone:
-        raise ZSLabError(f"{', '.join(lone)} share(s) no run with {names[0]}'s group of cards: nothing shows that "
-                         "their hosts train the same numbers. Retrain one run of the other cards on that host type "
-                         "and include it in the card.")
+                have = pooled[key].get(at)
+                if have is None:
+                    pooled[key][at] = {**row, "host": machine}
+                    meta[i]["pooled"].append(label(key, row))
+                elif _same_numbers(have, row):
+                    meta[i]["same_as_pooled"].append(label(key, row))
+                else:
+                    alt_rows[i][key].append(row)
+                    meta[i]["alternative"].append(label(key, row))
 
     derived = {x for r in res for pair in _row_lists(r).values() for x in pair}
     out: dict[str, Any] = {}
@@ -467,33 +493,43 @@ def merge_cards(sources: list[dict], name: str, command: str, note: str | None =
         elif all(key in r and json.dumps(r[key], sort_keys=True) == json.dumps(val, sort_keys=True) for r in res):
             out[key] = val
     dropped = sorted({k for r in res for k in r} - set(out) - set(row_keys) - derived)
+
+    alternatives = [{"card": names[i], "host": host_of(sources[i]["provenance"]),
+                     "date": sources[i]["provenance"].get("date")} for i in range(len(sources))]
     for key in row_keys:
         sum_key, delta_key = next(_row_lists(r)[key] for r in res if key in _row_lists(r))
+        summary = next((r[sum_key] for r in res if isinstance(r.get(sum_key), dict) and r[sum_key]), None)
+        deltas = next((r[delta_key] for r in res if isinstance(r.get(delta_key), dict) and r[delta_key]), None)
         # row names in the order of the fullest summary (e.g. Table 2's rows, not Table 1's two)
         order = list(dict.fromkeys(n for r in sorted(res, key=lambda r: -len(r.get(sum_key) or {}))
                                    for n in (r.get(sum_key) or {})))
-        order += [n for n, _ in merged[key] if n not in order]
-        rows = sorted(merged[key].values(), key=lambda row: (order.index(row["name"]), row["seed"]))
+        order += [n for n, _ in pooled[key] if n not in order]
+        rows = sorted(pooled[key].values(), key=lambda row: (order.index(row["name"]), row["seed"]))
         out[key] = rows
-        summary = next((r[sum_key] for r in res if isinstance(r.get(sum_key), dict) and r[sum_key]), None)
-        if summary is not None:
-            metrics = tuple(dict.fromkeys(m for e in summary.values() for m, v in e.items() if _is_stat(v)))
-            out[sum_key] = runner.summarize(rows, metrics=metrics)
-        deltas = next((r[delta_key] for r in res if isinstance(r.get(delta_key), dict) and r[delta_key]), None)
+        stats = _statistics(rows, summary, deltas)
+        if "summary" in stats:
+            out[sum_key] = stats["summary"]
         if deltas is not None:
-            baseline = {e.get("baseline") for e in deltas.values() if isinstance(e, dict)} - {None}
-            if len(baseline) != 1:
-                raise ZSLabError(f"cannot tell the baseline row of {delta_key!r} (candidates {sorted(baseline)})")
-            metrics = tuple(dict.fromkeys(m for e in deltas.values() for m, v in e.items() if _is_stat(v)))
-            out[delta_key] = runner.paired_deltas(rows, next(iter(baseline)), metrics=metrics)
-    out["merge"] = {
-        "sources": [{"card": n, "command": c["command"], "provenance": c["provenance"]} for n, c in zip(names, sources)],
-        "shared_runs": sorted(f"{name}@{seed}" for (_, name, seed) in shared),
-        "dropped": dropped,
-    }
-    prov = provenance(threads.pop())
-    for key in ("zslab", "torch", "python", "cpu", "cpu_id", "cpu_capability"):
-        prov[key] = _joined(c["provenance"].get(key) for c in sources)
+            if "deltas" not in stats:
+                raise ZSLabError(f"the pooled rows of {key!r} do not pair every row with the baseline of a seed")
+            out[delta_key] = stats["deltas"]
+        for i, alt in enumerate(alternatives):
+            if alt_rows[i][key]:
+                alt[key] = alt_rows[i][key]
+                stats = _statistics(alt_rows[i][key], summary, deltas)
+                if "summary" in stats:
+                    alt[sum_key] = stats["summary"]
+                if "deltas" in stats:
+                    alt[delta_key] = stats["deltas"]
+    alternatives = [a for a in alternatives if any(k in a for k in row_keys)]
+    if alternatives:
+        out["alternatives"] = alternatives
+    out["merge"] = {"sources": meta, "dropped": dropped}
+
+    contributing = [c["provenance"] for c, m in zip(sources, meta) if m["pooled"]]
+    prov = provenance()
+    for key in ("zslab", "torch", "python", "cpu", "cpu_id", "cpu_capability", "threads"):
+        prov[key] = _joined(p.get(key) for p in contributing)
     card = {"card": name, "command": command.strip(), "provenance": prov, "results": _nan_to_none(out)}
     if note:
         card["note"] = note
@@ -518,16 +554,17 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     mk = sub.add_parser("make", help="wrap a notebook's results.json as a card in results/")
     mk.add_argument("results", help="the notebook's results.json")
-    mk.add_argument("--name", required=True, help="card name, e.g. 11_has_vs_apn_full")
+    mk.add_argument("--name", required=True, help="card name: the paper table or figure, e.g. has_table1")
     mk.add_argument("--command", required=True, help="the command that reproduces the results")
     mk.add_argument("--threads", type=int, default=None, help="torch threads the runs used")
     mk.add_argument("--note", default=None, help="a line on what the card holds or how it was made")
     mk.add_argument("-o", "--out-dir", default="results")
     ck = sub.add_parser("check", help="check cards (structure, summaries re-derived from the rows)")
     ck.add_argument("cards", nargs="+")
-    mg = sub.add_parser("merge", help="pool the per-seed rows of cards whose hosts train the same numbers "
-                                      "(they must share a run with equal metrics) into one card")
-    mg.add_argument("cards", nargs="+", help="two or more cards of the same notebook and preset")
+    mg = sub.add_parser("merge", help="pool the per-seed rows of several cards of one table into one card "
+                                      "(each row records its machine; where cards hold the same row and seed, "
+                                      "the first card's row is pooled and other numbers are kept as alternatives)")
+    mg.add_argument("cards", nargs="+", help="two or more cards of the same notebook and preset, the reference first")
     mg.add_argument("--name", required=True, help="the merged card's name")
     mg.add_argument("--command", default=None, help="what reproduces it (default: this merge command)")
     mg.add_argument("--note", default=None)
