@@ -11,6 +11,11 @@ from zslab.data.base import TensorImageDataset, ZSLData  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The package finds real data sets only through $ZSLAB_DATA (zslab.experiments.paths); in this
+# checkout they sit in ../shared/data beside the repository, which the tests (not the package) know.
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("ZSLAB_DATA", str(SHARED_DATA))
+
 
 @contextlib.contextmanager
 def limit_threads(n: int = 1):

@@ -207,6 +207,12 @@ def test_bar_and_rank_figures():
     fig = ap.rank_block(block, fruit, title="R")
     assert "sum 50, top-5 ratio 100%" in fig.axes[0].get_title()
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["apple", "mushroom", "sweet pepper", "orange", "pear"]
+    ax = fig.axes[0]  # an annotated heat map: one text per cell, the "top-5" ranks (<= 4) in bold
+    assert [t.get_text() for t in ax.texts] == [str(int(v)) for v in block.ravel()]
+    assert all((t.get_fontweight() == "bold") == (int(t.get_text()) <= 4) for t in ax.texts)
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "rank"
+    wide = ap.rank_block(np.array([[0, 5, 9], [7, 0, 1], [2, 8, 0]]), ["a", "b", "c"])
+    assert [t.get_fontweight() for t in wide.axes[0].texts][:3] == ["bold", "normal", "normal"]
     c = la.consistency_summary(a, list(CIFAR_FS_CLASSES), fit_rows=64)
     fig = ap.consistency_bars({"orig": c["original"]["per_group"], "exp": c["expanded_train_fit"]["per_group"]},
                               metric="top5_ratio", title="C")

@@ -1,4 +1,4 @@
-"""HAS figures (zslab.viz.has_plots) and the torch t-SNE (zslab.viz.tsne)."""
+"""HAS figures (zslab.viz.has_plots) and the t-SNE wrapper (zslab.viz.tsne, scikit-learn)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +9,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from zslab import ZSLabError, viz  # noqa: E402
-from zslab.viz.tsne import _joint_p  # noqa: E402
 
 
 def entry(**means):
@@ -106,15 +105,57 @@ def test_distortion_heatmap_values():
                             ("grayscale0.4", "head colour", 0.25), ("grayscale0.4", "body shape", 0.75))]
     fig = viz.distortion_heatmap(rows, "agreement", title="kept")
     ax = fig.axes[0]
-    assert np.allclose(ax.images[0].get_array(), [[50, 100], [25, 75]])
+    mesh = ax.collections[0]  # seaborn's heat map: one QuadMesh, rows top to bottom
+    assert np.allclose(np.asarray(mesh.get_array()).reshape(2, 2), [[50, 100], [25, 75]])
+    assert mesh.get_clim() == (0.0, 100.0)
+    assert [t.get_text() for t in ax.texts] == ["50", "100", "25", "75"]  # each cell annotated, row by row
     assert [t.get_text() for t in ax.get_yticklabels()] == ["rotate", "grayscale0.4"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["head colour", "body shape"]
     assert ax.get_xlabel() == "attribute group" and ax.get_title() == "kept"
-    assert len(fig.axes) == 2  # the colour bar
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "predicted value unchanged (%)"  # the colour bar
     assert ax.get_ylabel() == "augmentation applied at test time"
     signed = [dict(r, drop=d) for r, d in zip(rows, (0.1, -0.3, 0.0, 0.2))]
     ax = viz.distortion_heatmap(signed, "drop", ylabel="augmentation used in training").axes[0]
     assert ax.get_ylabel() == "augmentation used in training"
-    assert ax.images[0].get_clim() == (-30.0, 30.0)  # signed values: 0 is the neutral colour
+    assert ax.collections[0].get_clim() == (-30.0, 30.0)  # signed values: 0 is the neutral colour
+    # a missing cell stays blank: no colour, no annotation
+    ax = viz.distortion_heatmap(rows[:3], "agreement").axes[0]
+    assert np.ma.is_masked(ax.collections[0].get_array()) and [t.get_text() for t in ax.texts] == ["50", "100", "25"]
+
+
+def test_seed_spread_dots_means_and_std():
+    rows = [{"name": n, "seed": s, "zsl_t1": v, "gzsl_h": v / 2}
+            for n, vals in (("baseline", (0.50, 0.52, 0.54)), ("has", (0.60, 0.60, 0.66))) for s, v in enumerate(vals)]
+    fig = viz.seed_spread(rows, title="Table 1", row_labels={"baseline": "APN"})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["APN", "has"]
+    assert ax.get_ylabel() == "accuracy (%)" and ax.get_title().startswith("Table 1")
+    # one dot per run and metric: 2 rows x 3 seeds per metric, every value in %
+    swarms = [c for c in ax.collections if len(c.get_offsets())]
+    dots = sorted(np.round(y, 6) for c in swarms for y in np.asarray(c.get_offsets())[:, 1])
+    assert len(dots) == 12 and dots[-1] == 66.0 and dots[0] == 25.0
+    # the means (diamonds) at summarize's numbers, dodged onto their swarm's centre
+    t1, h = [ln for ln in ax.lines if ln.get_marker() == "D" and len(ln.get_xdata())]  # the legend's have no data
+    assert np.allclose(t1.get_ydata(), [52.0, 62.0]) and np.allclose(h.get_ydata(), [26.0, 31.0])
+    shift = 0.3 * 0.4  # right of its swarm, by 0.3 of the metric's slot (0.4 wide with two metrics)
+    assert np.allclose(t1.get_xdata(), np.array([-0.2, 0.8]) + shift)
+    assert np.allclose(h.get_xdata(), np.array([0.2, 1.2]) + shift)
+    for c, x in zip(swarms, (-0.2, 0.2, 0.8, 1.2)):  # the dots around the slot's centre, left of the mean
+        xs = np.asarray(c.get_offsets())[:, 0]
+        assert abs(xs.mean() - x) < 0.05 and xs.max() < x + shift
+    # ± sample std (ddof 1, as summarize): the error bar of 'has' T1 spans 62 ± 3.464
+    bars = [ln for ln in ax.lines if ln.get_marker() in (None, "None", "")
+            and np.isclose(np.nanmean(ln.get_xdata()), 0.8 + shift)]
+    assert len(bars) == 1
+    assert np.allclose([np.nanmin(bars[0].get_ydata()), np.nanmax(bars[0].get_ydata())], [62 - 12 ** 0.5, 62 + 12 ** 0.5])
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "mean ± std over 3 seeds"
+    assert [t.get_text() for t in legend.get_texts()] == ["ZSL T1 (%)", "GZSL H (%)"]
+    renderer = fig.canvas.get_renderer()
+    assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1  # beside the axes
+    one = viz.seed_spread([r for r in rows if r["seed"] == 0], metrics=("zsl_t1",), labels={"zsl_t1": "T1"})
+    assert one.axes[0].get_legend().get_title().get_text() == "one seed"
 
 
 def test_attribute_prediction_panel_bars():
@@ -164,33 +205,56 @@ def test_perturbation_panel_and_attention_comparison():
     assert fig.axes[3].get_title() == "attr 5" and len(fig.axes[1].images) == 2
 
 
-def test_tsne_perplexity_calibration():
-    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    P = _joint_p(x, perplexity=10.0)
-    assert torch.allclose(P, P.t()) and P.sum().item() == pytest.approx(1.0) and (P.diagonal() == 0).all()
+def _blobs(n=30, d=8, gap=8.0):
+    g = torch.Generator().manual_seed(0)
+    return torch.cat([torch.randn(n, d, generator=g), torch.randn(n, d, generator=g) + gap])
 
 
 def test_tsne_separates_clusters_and_is_deterministic():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(30, 8, generator=g)
-    b = torch.randn(30, 8, generator=g) + 8.0
-    x = torch.cat([a, b])
-    y = viz.tsne(x, perplexity=10, iterations=250)
-    assert y.shape == (60, 2) and torch.isfinite(y).all()
+    x = _blobs()
+    y = viz.tsne(x, perplexity=10, iterations=500)
+    assert y.shape == (60, 2) and y.dtype == torch.float32 and torch.isfinite(y).all()
+    # kNN purity: every point's 5 nearest neighbours in the map come from its own blob
+    labels = torch.arange(60) // 30
+    d = torch.cdist(y, y).fill_diagonal_(float("inf"))
+    knn = d.topk(5, largest=False).indices
+    assert (labels[knn] == labels[:, None]).float().mean().item() == 1.0
     ca, cb = y[:30], y[30:]
-    between = (ca.mean(0) - cb.mean(0)).norm()
-    within = max(ca.std(0).norm(), cb.std(0).norm())
-    assert between > 2 * within
-    assert torch.equal(y, viz.tsne(x, perplexity=10, iterations=250))
+    assert (ca.mean(0) - cb.mean(0)).norm() > 2 * max(ca.std(0).norm(), cb.std(0).norm())
+    # the same input and seed give the same map; the seed is scikit-learn's random_state
+    assert torch.equal(y, viz.tsne(x, perplexity=10, iterations=500))
+    assert torch.equal(viz.tsne(x, perplexity=10, seed=3), viz.tsne(x, perplexity=10, seed=3))
+
+
+def test_tsne_uses_scikit_learn(monkeypatch):
+    import sklearn.manifold
+
+    seen = {}
+
+    class Spy(sklearn.manifold.TSNE):
+        def __init__(self, **kw):
+            seen.update(kw)
+            super().__init__(**kw)
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", Spy)
+    y = viz.tsne(_blobs(n=10, d=3), perplexity=30, iterations=100, seed=7)
+    assert y.shape == (20, 2)
+    assert seen["perplexity"] == 19.0  # clipped below the number of points
+    assert seen["init"] == "pca" and seen["random_state"] == 7 and seen["learning_rate"] == "auto"
+    assert seen.get("max_iter", seen.get("n_iter")) == 250  # scikit-learn's minimum
 
 
 def test_tsne_bad_input():
     with pytest.raises(ZSLabError, match="2-D"):
         viz.tsne(torch.randn(10))
     with pytest.raises(ZSLabError, match="perplexity"):
-        viz.tsne(torch.randn(10, 3), perplexity=30)
+        viz.tsne(torch.randn(10, 3), perplexity=0)
+    with pytest.raises(ZSLabError, match="at least 3"):
+        viz.tsne(torch.randn(2, 3))
     with pytest.raises(ZSLabError, match="NaN"):
         viz.tsne(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0], [2.0, 2.0]]), perplexity=2)
+    assert viz.tsne(torch.randn(10, 3), perplexity=30).shape == (10, 2)  # perplexity clipped to N - 1
+    assert viz.tsne(torch.randn(6, 1), perplexity=2).shape == (6, 2)  # one input dimension
 
 
 def test_sensitivity_curves_shade_the_seed_spread_around_the_default_point():

@@ -1,4 +1,7 @@
-"""Experiment drivers behind the paper-figure notebooks (the notebooks stay thin)."""
+"""Experiment drivers behind the paper-figure notebooks (the notebooks stay thin).
+
+Real data sets are found through ``$ZSLAB_DATA`` only (:func:`data_root`, :mod:`zslab.experiments.paths`).
+"""
 from zslab.experiments.has_study import (
     METRICS,
     STUDY_PRESETS,
@@ -17,7 +20,8 @@ from zslab.experiments.has_study import (
     sweep_configs,
     table2_configs,
 )
+from zslab.experiments.paths import data_root
 
-__all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "attribute_groups", "augment_examples", "augmentation_configs", "config_key", "feature_trajectory",
+__all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "data_root", "attribute_groups", "augment_examples", "augmentation_configs", "config_key", "feature_trajectory",
            "load_study_data", "perturbation_parts", "run_study", "semantic_distortion", "study_config",
            "summarize", "sweep_configs", "table2_configs"]

@@ -1,7 +1,6 @@
 """Anchor analyses behind notebook ``20_anchor_expansion`` (LAAT Table 1, Fig. 4, Table 8, Tables S2-S3).
 
-LAAT = "Language-Driven Anchors for Zero-Shot Adversarial Robustness"
-(``../shared/seeds/002_6765c7e323df9495.txt``):
+LAAT = Li et al., "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024:
 
 * Table 1 (Sec. 3.3): average cosine similarity ("CoS") between CLIP anchors of the CIFAR-100
   classes before and after the expansion of Sec. 3.4 / Appendix C;
@@ -16,7 +15,6 @@ the two mean-cosine conventions, and the 3-D projection used for the Fig. 4 pict
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from zslab import ZSLabError
 from zslab.config.resolve import study_presets
+from zslab.experiments import paths
 from zslab.paper_numbers import paper_value
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "PAPER_MMC_COS",
     "PRESETS",
     "CLIP_FILES",
-    "default_data_root",
     "clip_anchor_sources",
     "minilm_anchor_sources",
     "expansion_summary",
@@ -61,26 +59,14 @@ PAPER_MMC_COS = paper_value("LAAT Sec. 3.3", "MMC (100 classes)", "Average CoS")
 #: notebook presets; the analysis is cheap, the full preset only adds more anchor sets
 PRESETS = study_presets("laat_anchors")  # zslab/config/recipes/studies/laat_anchors.yaml
 
-#: the released CLIP ViT-B/16 text features (GUIDE §4): rows 64 train, 16 val, 20 test
+#: the LAAT release's CLIP ViT-B/16 text features (prompt "This is a photo of a {}", LAAT Sec. 4.1),
+#: in ``$ZSLAB_DATA/clip_text_anchors``: rows 64 train, 16 val, 20 test classes (CIFAR-FS and
+#: MiniImageNet splits, LAAT Sec. 4.1 "Datasets")
 CLIP_FILES = {
     "CIFAR-FS": ("cifarfs_vitb16_text_features.npy", "cifarfs_classes.txt"),
     "MiniImageNet": ("miniimagenet_vitb16_text_features.npy", "miniimagenet_classes.txt"),
 }
 N_TRAIN = 64  # training classes of both CIFAR-FS and MiniImageNet (first rows of the anchor files)
-
-
-def default_data_root() -> Path | None:
-    """The shared data folder: ``$ZSLAB_SHARED_DATA``, else ``../shared/data`` beside the repository
-    (or beside the current directory or its parent); ``None`` when none exists."""
-    env = os.environ.get("ZSLAB_SHARED_DATA")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    repo = Path(__file__).resolve().parents[2]
-    for cand in (repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data",
-                 Path.cwd().parent.parent / "shared" / "data"):
-        if cand.is_dir():
-            return cand
-    return None
 
 
 def _source(name, encoder, dataset, anchors, class_names, fit_rows, prompt=None):
@@ -92,7 +78,8 @@ def _source(name, encoder, dataset, anchors, class_names, fit_rows, prompt=None)
 
 
 def clip_anchor_sources(data_root=None) -> tuple[list[dict], str | None]:
-    """The real CLIP ViT-B/16 anchors of ``data_root/clip_text_anchors`` (CIFAR-FS, MiniImageNet).
+    """The real CLIP ViT-B/16 anchors of ``data_root/clip_text_anchors`` (CIFAR-FS, MiniImageNet);
+    ``data_root`` defaults to ``$ZSLAB_DATA`` (:func:`zslab.experiments.paths.data_root`).
 
     Returns ``(sources, message)``: ``sources`` is empty and ``message`` says why when the folder
     (or a file) is missing, so notebooks can skip the real-CLIP parts on a fresh machine.
@@ -100,13 +87,13 @@ def clip_anchor_sources(data_root=None) -> tuple[list[dict], str | None]:
     """
     from zslab.anchors import load_anchor_file
 
-    root = Path(data_root) if data_root is not None else default_data_root()
+    root = Path(data_root) if data_root is not None else paths.data_root()
     folder = None if root is None else root / "clip_text_anchors"
     if folder is None or not folder.is_dir():
-        where = "no shared data folder found" if root is None else f"{folder} does not exist"
+        where = f"${paths.DATA_ENV} is not set" if root is None else f"{folder} does not exist"
         return [], (f"skipping the real CLIP ViT-B/16 anchors: {where} (put the LAAT release's "
-                    "cifarfs/miniimagenet_vitb16_text_features.npy and *_classes.txt in "
-                    "SHARED/data/clip_text_anchors, or set ZSLAB_SHARED_DATA)")
+                    "cifarfs/miniimagenet_vitb16_text_features.npy and *_classes.txt in a clip_text_anchors/ "
+                    f"folder, then {paths.missing_data_hint('clip_text_anchors')})")
     out, missing = [], []
     for dataset, (npy, txt) in CLIP_FILES.items():
         if not (folder / npy).is_file() or not (folder / txt).is_file():

@@ -14,7 +14,7 @@ EMBEDDING_MODELS = ("conv4-64", "conv4-512", "resnet12", "preact-resnet18")
 
 
 def build_embedding_model(name: str, out_dim: int, in_size: int = 32) -> nn.Module:
-    """An image model ``[0,1] images -> (N, out_dim)`` embeddings for LAAT (GUIDE §3, LAAT Table 7).
+    """An image model ``[0,1] images -> (N, out_dim)`` embeddings for LAAT (LAAT Sec. 3.1, Table 7).
 
     Names: ``conv4-64``, ``conv4-512`` (:class:`Conv4`), ``resnet12`` (:class:`ResNet12`,
     64-160-320-640) and ``preact-resnet18`` (:class:`PreActResNet18`).  Every model normalises

@@ -5,8 +5,8 @@ a 3x3 stem conv (no stride, no pooling), four stages of two pre-activation basic
 (BN-ReLU-conv3x3, BN-ReLU-conv3x3, identity or 1x1-conv shortcut taken from the first
 pre-activation) with 64, 128, 256, 512 channels and strides 1, 2, 2, 2, a final BN-ReLU and a
 global mean pool (~11.2M parameters).  The classifier is replaced by a bias-free linear head to
-the anchor dimension (LAAT, GUIDE §3).  Input normalisation lives inside the model: it takes
-[0, 1] images.
+the anchor dimension (LAAT Sec. 3.1: the image features are compared with the text anchors).
+Input normalisation lives inside the model: it takes [0, 1] images.
 """
 from __future__ import annotations
 

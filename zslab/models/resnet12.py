@@ -4,9 +4,10 @@ Architecture as in MetaOptNet (Lee et al., CVPR 2019) and RFS (Tian et al., ECCV
 LAAT (Li et al., CVPR 2024) Table 7 uses for CIFAR-FS / MiniImageNet: four residual blocks, each
 three conv 3x3 - BatchNorm - LeakyReLU(0.1) layers (the last activation after the residual sum),
 a 1x1 conv - BatchNorm shortcut, and a 2x2 max-pool; widths 64, 160, 320, 640.  Then a global
-mean pool and a bias-free linear head to the anchor dimension (GUIDE §3, "bias-free linear to the
-anchor dimension").  DropBlock, used by some few-shot trainings, is left out.  About 12.4M
-parameters in the trunk.  Input normalisation lives inside the model: it takes [0, 1] images.
+mean pool and a bias-free linear head to the anchor dimension (LAAT Sec. 3.1: the image features
+are compared with the text anchors by cosine).  DropBlock, used by some few-shot trainings, is
+left out.  About 12.4M parameters in the trunk.  Input normalisation lives inside the model: it
+takes [0, 1] images.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text encoders -> class anchors for LAAT (Sec. 3.2; GUIDE §3).
+"""Text encoders -> class anchors for LAAT (LAAT Sec. 3.2, "Text Anchor Extraction").
 
 Entry point: :func:`class_anchors` (``spec`` = ``"minilm"``, ``"clip:ARCH:PATH"`` or
 ``"file:PATH.npy[:CLASSES.txt]"``).  Encoders live in :mod:`zslab.text.encoders`, spec parsing,

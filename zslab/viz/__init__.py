@@ -9,6 +9,7 @@ from zslab.viz.has_plots import (
     drift_curve,
     feature_drift_tsne,
     perturbation_panel,
+    seed_spread,
     sensitivity_curves,
     summary_table,
 )
@@ -17,4 +18,4 @@ from zslab.viz.tsne import tsne
 
 __all__ = ["attention_maps", "image_gallery", "learning_curves", "results_table", "attention_comparison",
            "attribute_prediction_panel", "delta_bars", "distortion_heatmap", "drift_curve", "feature_drift_tsne",
-           "perturbation_panel", "sensitivity_curves", "summary_table", "tsne", "anchor_plots", "laat_plots"]
+           "perturbation_panel", "seed_spread", "sensitivity_curves", "summary_table", "tsne", "anchor_plots", "laat_plots"]

@@ -1,6 +1,8 @@
 """Figures for LAAT's anchor analyses (Table 1, Fig. 4, Table 8, Tables S2-S3); each returns a Figure.
 
-The numbers come from :mod:`zslab.anchors` and :mod:`zslab.experiments.laat_anchors`.
+The numbers come from :mod:`zslab.anchors` and :mod:`zslab.experiments.laat_anchors`. The rank
+block (:func:`rank_block`) is a seaborn heat map: annotated cells with a text colour that contrasts
+with each cell.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
 
 __all__ = ["expansion_sphere", "cosine_histograms", "polar_angle_histograms", "mean_cosine_bars",
            "consistency_bars", "rank_block"]
@@ -150,19 +153,19 @@ def consistency_bars(per_group: Mapping[str, Mapping[str, Mapping[str, float]]],
 
 def rank_block(ranks: np.ndarray, classes: Sequence[str], *, title: str = "Within-group cosine ranks (LAAT Table S2)"):
     """A ``k x k`` block of cosine ranks (row class ranks column classes; 0 = itself) as an annotated
-    heatmap; ranks <= 4 (the "top-5") are outlined."""
+    seaborn heat map; ranks <= 4 (the "top-5") are printed in bold."""
     r = np.asarray(ranks)
-    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 0.8 * len(classes) + 1.2))
-    im = ax.imshow(r, cmap="viridis_r")
-    for i in range(r.shape[0]):
-        for j in range(r.shape[1]):
-            ax.text(j, i, str(int(r[i, j])), ha="center", va="center", fontsize=9,
-                    color="w" if r[i, j] > r.max() / 2 else "k", fontweight="bold" if r[i, j] <= 4 else "normal")
     names = [c.replace("_", " ") for c in classes]
-    ax.set_xticks(range(len(names))); ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.set_yticks(range(len(names))); ax.set_yticklabels(names)
+    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 0.8 * len(classes) + 1.2))
+    sns.heatmap(r.astype(int), ax=ax, cmap="viridis_r", annot=True, fmt="d", annot_kws={"fontsize": 9},
+                xticklabels=names, yticklabels=names, cbar_kws={"label": "rank"})
+    for t in ax.texts:  # seaborn writes one text per cell, at the cell's centre
+        x, y = t.get_position()
+        if r[int(y), int(x)] <= 4:
+            t.set_fontweight("bold")
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.set_yticklabels(names, rotation=0)
     ax.set_xlabel("column class"); ax.set_ylabel("row class (ranks the others by cosine)")
     ax.set_title(f"{title}\nsum {int(r.sum())}, top-5 ratio {np.mean(r <= 4):.0%}")
-    fig.colorbar(im, ax=ax, label="rank")
     fig.tight_layout()
     return fig

@@ -1,7 +1,9 @@
 """Figures of the HAS paper (notebooks 10–14); each function returns a titled, labelled Figure.
 
 Inputs are the rows / summaries of :mod:`zslab.experiments.has_study` (accuracies as
-fractions; shown in %).
+fractions; shown in %). The annotated heat map (:func:`distortion_heatmap`) and the per-seed
+figure (:func:`seed_spread`) are drawn with seaborn, which annotates cells with a contrasting text
+colour, masks missing cells, and places per-seed dots beside their mean ± std without overlap.
 """
 from __future__ import annotations
 
@@ -12,13 +14,19 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 import torch.nn.functional as F
 
 from zslab.viz.plots import _img
 
-__all__ = ["summary_table", "sensitivity_curves", "delta_bars", "distortion_heatmap", "attribute_prediction_panel",
-           "feature_drift_tsne", "drift_curve", "perturbation_panel", "attention_comparison", "METRIC_LABELS"]
+__all__ = ["summary_table", "seed_spread", "SEED_SPREAD_SHIFT", "sensitivity_curves", "delta_bars",
+           "distortion_heatmap", "attribute_prediction_panel", "feature_drift_tsne", "drift_curve", "perturbation_panel",
+           "attention_comparison", "METRIC_LABELS"]
+
+#: where :func:`seed_spread` draws a mean ± std: this fraction of a metric's slot right of its swarm's centre
+SEED_SPREAD_SHIFT = 0.3
 
 METRIC_LABELS = {"zsl_t1": "ZSL T1 (%)", "gzsl_u": "GZSL U (%)", "gzsl_s": "GZSL S (%)", "gzsl_h": "GZSL H (%)",
                  "localisation": "attention in part (%)"}
@@ -49,6 +57,52 @@ def summary_table(summary: dict[str, dict], metrics=("zsl_t1", "gzsl_u", "gzsl_s
     n_seeds = max((summary[n][m]["n"] for n in names for m in metrics if isinstance(summary[n].get(m), dict)),
                   default=1)
     ax.set_title(f"{title}\n(mean ± std over {n_seeds} seeds)" if n_seeds > 1 else f"{title}\n(one seed)")
+    fig.tight_layout()
+    return fig
+
+
+def seed_spread(rows: list[dict], metrics=("zsl_t1", "gzsl_h"), by: str = "name",
+                title: str = "Results per seed", row_labels: dict[str, str] | None = None,
+                labels: dict[str, str] | None = None, xlabel: str | None = None):
+    """Every run's value (one dot per seed) beside the mean ± std over seeds, per row and metric (%).
+
+    ``rows``: one dict per trained run (:func:`zslab.experiments.has_study.run_study` rows, or
+    LAAT's with ``labels=zslab.viz.laat_plots.LAAT_METRIC_LABELS``) holding ``seed``, ``rows[i][by]``
+    (the row name) and the metrics as fractions. The mean and the sample std (ddof 1) are those of
+    :func:`zslab.experiments.has_study.summarize`; with one seed a row has no error bar. Seaborn's
+    swarm places the seeds' dots side by side, so equal values stay visible. ``row_labels`` renames
+    rows, ``labels`` metrics (added to :data:`METRIC_LABELS`); ``xlabel`` defaults to ``by`` (none
+    for ``"name"``)."""
+    names = list(dict.fromkeys(r[by] for r in rows))
+    labels = {**METRIC_LABELS, **(labels or {})}
+    row_label = lambda n: (row_labels or {}).get(n, n)  # noqa: E731
+    long = pd.DataFrame([{"row": row_label(r[by]), "metric": labels.get(m, m), "seed": r.get("seed"),
+                          "value": 100 * float(r[m])} for r in rows for m in metrics
+                         if m in r and math.isfinite(float(r[m]))])
+    order = [row_label(n) for n in names]
+    hue_order = [labels.get(m, m) for m in metrics]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) * len(metrics) ** 0.5 + 2.5), 4.0))
+    n_seeds = int(long.groupby("row")["seed"].nunique().max()) if len(long) else 0
+    if len(long):
+        sns.swarmplot(long, x="row", y="value", hue="metric", order=order, hue_order=hue_order, dodge=True, size=5,
+                      alpha=0.7, ax=ax, legend=False)
+        # seaborn spreads n hues over 0.8 of a slot; each mean ± std goes just right of its swarm
+        first = len(ax.lines)
+        sns.pointplot(long, x="row", y="value", hue="metric", order=order, hue_order=hue_order, estimator="mean",
+                      errorbar="sd", dodge=0.8 * (len(metrics) - 1) / len(metrics) if len(metrics) > 1 else False,
+                      linestyle="none", markers="D", markersize=5, capsize=0.06, err_kws={"linewidth": 1.2}, ax=ax)
+        for line in ax.lines[first:]:
+            line.set_xdata(np.asarray(line.get_xdata(), dtype=float) + SEED_SPREAD_SHIFT * 0.8 / len(metrics))
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_title(f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed")
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, title_fontsize=8)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order, rotation=20 if len(order) > 3 else 0, ha="right" if len(order) > 3 else "center")
+    ax.set_xlabel(xlabel if xlabel is not None else "" if by == "name" else by)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{title}\n(dots: single seeds; diamonds: mean ± std)")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -179,23 +233,20 @@ def distortion_heatmap(rows: list[dict], value: str = "agreement",
     for r in rows:
         M[augs.index(r["augmentation"]), groups.index(r["group"])] = 100 * r[value]
     fig, ax = plt.subplots(figsize=(0.9 * len(groups) + 3, 0.5 * len(augs) + 2))
+    signed = value == "drop"
     lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
     lim = lim or 1.0  # a drop is signed: 0 sits at the colour map's neutral middle
-    im = ax.imshow(M, cmap="RdYlGn" if value in ("agreement", "aug_acc", "clean_acc") else "RdYlGn_r",
-                   vmin=0 if value != "drop" else -lim, vmax=100 if value != "drop" else lim, aspect="auto")
-    for i in range(len(augs)):
-        for j in range(len(groups)):
-            if np.isfinite(M[i, j]):
-                ax.text(j, i, f"{M[i, j]:.0f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, rotation=40, ha="right")
-    ax.set_yticks(range(len(augs)))
-    ax.set_yticklabels(augs)
-    ax.set_xlabel("attribute group")
-    ax.set_ylabel(ylabel)
     names = {"agreement": "predicted value unchanged (%)", "drop": "accuracy drop (points)",
              "aug_acc": "accuracy on augmented (%)", "clean_acc": "accuracy on clean (%)"}
-    fig.colorbar(im, ax=ax, label=names.get(value, value))
+    # missing cells (NaN) are left blank; each cell is annotated in a colour that contrasts with it
+    sns.heatmap(M, ax=ax, cmap="RdYlGn" if value in ("agreement", "aug_acc", "clean_acc") else "RdYlGn_r",
+                vmin=-lim if signed else 0, vmax=lim if signed else 100, annot=True, fmt=".0f",
+                annot_kws={"fontsize": 7}, xticklabels=groups, yticklabels=augs,
+                cbar_kws={"label": names.get(value, value)})
+    ax.set_xticklabels(groups, rotation=40, ha="right")
+    ax.set_yticklabels(augs, rotation=0)
+    ax.set_xlabel("attribute group")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
     return fig
