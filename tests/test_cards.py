@@ -3,6 +3,7 @@ re-derived from the rows, and every card committed under results/."""
 import copy
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,29 @@ def test_committed_cards_are_consistent(path):
     assert card["card"] == path.stem
     assert card["provenance"]["git_commit"], "a committed card names the commit that made it"
     assert math.isfinite(len(json.dumps(card, allow_nan=False)))  # strict JSON
+
+
+def test_one_card_per_paper_table_or_figure_named_after_it():
+    """Cards are named after the paper's table or figure (the machine and the seeds are in them,
+    not in their names), and results/README.md maps each to its table."""
+    names = sorted(p.stem for p in RESULTS_DIR.glob("*.json"))
+    assert names == ["has_fig4", "has_fig5", "has_fig6_7", "has_table1", "has_table2", "has_table3",
+                     "laat_cifar10_robustness"]
+    readme = (RESULTS_DIR / "README.md").read_text(encoding="utf-8")
+    for name in names:
+        assert re.fullmatch(r"(has|laat)_[a-z0-9_]+", name)
+        assert not re.search(r"amd|intel|epyc|xeon|avx|seed|full", name), name
+        assert f"| `{name}.json` |" in readme, f"results/README.md does not list {name}"
+
+
+def test_committed_table2_card_pools_one_row_per_run_with_its_machine():
+    res = cards.load_card(RESULTS_DIR / "has_table2.json")["results"]
+    runs = [(r["name"], r["seed"]) for r in res["rows"]]
+    assert len(runs) == len(set(runs)) == 21 and {s for _, s in runs} == {0, 1, 2}
+    assert all(r["host"] for r in res["rows"])
+    assert all(st["n"] == 3 for e in res["summary"].values() for st in e.values() if isinstance(st, dict) and "n" in st)
+    for alt in res["alternatives"]:  # other sessions' measurements of pooled runs: outside the statistics
+        assert alt["host"] and {(r["name"], r["seed"]) for r in alt["rows"]} <= set(runs)
 
 
 # ------------------------------------------------------------------------------ merging
