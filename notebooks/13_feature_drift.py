@@ -18,7 +18,7 @@
 # We take a trained APN and perturb a batch of training images with the HAS generator for T steps, once
 # without the reliability term (λ_rel = 0) and once with it. L_REL = ‖g(f(I_adv)) − g(f(I))‖² (Eq. 6) keeps
 # the pooled visual features near the clean image's, which the paper argues prevents semantic distortion.
-# The features of every step of both runs are embedded together with t-SNE (exact, `zslab.viz.tsne`);
+# The features of every step of both runs are embedded together with t-SNE (scikit-learn, `zslab.viz.tsne`);
 # darker points are later steps. The drift curve gives the same comparison as a number per step.
 
 # %% tags=["parameters"]

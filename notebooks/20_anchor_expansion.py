@@ -25,7 +25,7 @@
 #
 # Anchor sets used here:
 # * the **real CLIP ViT-B/16** text features released by the LAAT authors (CIFAR-FS and MiniImageNet class lists, rows
-#   64 train / 16 val / 20 test) when `../shared/data/clip_text_anchors` exists — skipped with a message otherwise;
+#   64 train / 16 val / 20 test) when `$ZSLAB_DATA/clip_text_anchors` exists — skipped with a message otherwise;
 # * the **offline all-MiniLM-L6-v2** sentence encoder on the CIFAR-FS class names (always; no network).
 #
 # All numbers come from `zslab.anchors` through `zslab.experiments.laat_anchors`; figures from `zslab.viz.anchor_plots`.
@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill). `smoke` runs in well under a minute on a 2-core CPU (most of it loading MiniLM).
 preset = "smoke"                 # smoke | full (zslab.experiments.laat_anchors.PRESETS)
-data_root = None                 # folder holding clip_text_anchors/; None: $ZSLAB_SHARED_DATA or ../shared/data
+data_root = None                 # folder holding clip_text_anchors/; None: $ZSLAB_DATA
 cache_dir = "runs/anchor_cache"  # encoded MiniLM anchors are cached here (keyed by encoder, prompt, classes)
 out_dir = "runs/anchor_expansion"
 device = None                    # where MiniLM runs: None (cuda if available) | "cpu" | "cuda"

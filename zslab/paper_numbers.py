@@ -1,6 +1,6 @@
 """The two papers' published numbers, as data, and which notebook results they sit beside.
 
-Every number below is copied from the paper texts in ``shared/seeds/`` (HAS: Chen et al.,
+Every number below is copied from the papers' texts (HAS: Chen et al.,
 "Zero-Shot Learning by Harnessing Adversarial Samples", ACM MM 2023; LAAT: Li et al.,
 "Language-Driven Anchors for Zero-Shot Adversarial Robustness", CVPR 2024), with the table,
 row and column it comes from.  Accuracies are in percent as printed; cosines and rank sums as

@@ -54,7 +54,7 @@ Without ``res101.mat`` only CUB can be loaded: xlsa17's CUB image order is the o
 CUB's ``images.txt`` (verified: with it, the classes of ``trainval_loc`` and
 ``test_unseen_loc`` are exactly ``trainvalclasses.txt`` / ``testclasses.txt``); CUB class
 ids are mapped to global indices by *name*, because ``allclasses_names`` need not follow
-CUB's id order (the copy in ``shared/data`` lists the 150 trainval classes first).
+CUB's id order (some re-saved copies list the 150 trainval classes first).
 
 Split protocol (what zslab's five splits are made of)
 -----------------------------------------------------
