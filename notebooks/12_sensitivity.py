@@ -43,21 +43,13 @@ spread_seeds = None       # e.g. [0, 1, 2]: also train the default (HAS) at thes
 
 # %%
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
-import torch
 
 from zslab import viz
 from zslab.experiments import has_study as hs
 
-if threads or preset == "smoke":
-    torch.set_num_threads(threads or 1)
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-study = hs.STUDY_PRESETS[preset]
-data = hs.load_study_data(preset, cache_dir=Path(cache_dir) / "data")
-seeds = list(seeds) if seeds is not None else list(study["seeds"])
+out, seeds, data, study = hs.notebook_setup(preset, seeds, cache_dir, out_dir, threads)
 print(f"preset {preset}: seeds {seeds}; {len(data.splits['train'])} training images, "
       f"{len(data.unseen_classes)} unseen classes")
 

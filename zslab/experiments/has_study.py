@@ -108,6 +108,21 @@ def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: s
     return load_dataset(cfg["dataset"], **kw)
 
 
+def notebook_setup(preset: str = "smoke", seeds=None, cache_dir: str | Path = "runs/study", out_dir: str | Path = ".",
+                   threads: int = 0):
+    """What notebooks 10–14 do first: set torch's CPU threads (``threads``; 0 keeps torch's default,
+    except on the smoke preset, which runs on 1 thread), create ``out_dir``, load the study's dataset
+    (generated tensors cached under ``cache_dir/data``) and resolve ``seeds`` (``None``: the
+    preset's). Returns ``(out, seeds, data, study)`` with ``study`` the preset's settings."""
+    if threads or preset == "smoke":
+        torch.set_num_threads(int(threads) or 1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = _preset(preset)
+    data = load_study_data(preset, cache_dir=Path(cache_dir) / "data")
+    return out, list(_seeds(preset, seeds)), data, study
+
+
 def _seeds(preset: str, seeds) -> tuple[int, ...]:
     return tuple(int(s) for s in (_preset(preset)["seeds"] if seeds is None else seeds))
 
