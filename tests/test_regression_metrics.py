@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 
 import pytest
 import torch
 
+from zslab.experiments.cards import _cpu  # the CPU model name the result cards record
 from zslab.train import make_config, train
 
 GOLDEN = Path(__file__).parent / "data" / "regression_metrics.json"
@@ -30,16 +30,6 @@ RUNS = {
     "laat": ("laat", ["epochs=2", "eval.n_way=3", "eval.n_query=3", "eval.episodes=5", "eval.episodes_attacked=2",
                       "eval.gzsl_per_class=2", "attack.steps=2", "eval.pgd_steps=2", "train.lr_milestones=[1]"]),
 }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _numbers(final: dict) -> dict:
