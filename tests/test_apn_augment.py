@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-import zslab.augment as augment_mod
 import zslab.methods as strategies
 import zslab.methods.apn as apn_mod
 from zslab import ZSLabError
@@ -100,7 +99,7 @@ def test_colorjitter_changes_training_batches_not_evaluation(data, tmp_path):
 @pytest.mark.parametrize("name", ["mixup", "snapmix"])
 def test_mixing_uses_soft_targets_and_mixed_attributes(data, tmp_path, monkeypatch, name):
     calls, locs = [], []
-    orig_sce, orig_loc = augment_mod.soft_cross_entropy, apn_mod.loc_loss
+    orig_sce, orig_loc = apn_mod.soft_cross_entropy, apn_mod.loc_loss
 
     def spy_sce(logits, soft, weights=None, reduction="mean"):
         calls.append((soft.detach().clone(), None if weights is None else weights.detach().clone()))
@@ -110,7 +109,7 @@ def test_mixing_uses_soft_targets_and_mixed_attributes(data, tmp_path, monkeypat
         locs.append(target.detach().clone())
         return orig_loc(attr_local, target)
 
-    monkeypatch.setattr(augment_mod, "soft_cross_entropy", spy_sce)
+    monkeypatch.setattr(apn_mod, "soft_cross_entropy", spy_sce)
     monkeypatch.setattr(apn_mod, "loc_loss", spy_loc)
     tr = Trainer(config(augment=name), tmp_path / name, data=data)
     tr.train_epoch(0)

@@ -9,6 +9,7 @@ from torch import nn
 from zslab import ZSLabError
 from zslab.data import load_dataset
 from zslab.experiments import has_study as hs
+from zslab.experiments import runner
 from zslab.methods.has import TABLE2_ROWS, HASConfig
 from zslab.models import APN
 
@@ -168,7 +169,7 @@ def test_run_study_reuses_runs_written_before_a_config_key_existed(tiny, tmp_pat
     assert again["cached"] and again["zsl_t1"] == done["zsl_t1"]
     # a late key set away from its default is a different run
     other = hs.table2_configs("smoke", rows=["baseline"], seeds=[0], overrides={**TINY, "channels_last": True})
-    assert hs._finished(tmp_path / done["run_dir"].split("/")[-1], other[0]["config"]) is None
+    assert runner._finished(tmp_path / done["run_dir"].split("/")[-1], other[0]["config"]) is None
 
 
 def test_run_study_resumes_unfinished_run(tiny, tmp_path):
