@@ -123,9 +123,10 @@ def test_queue_runs_laat_tables_are_notebook_21s():
 
 
 def test_queue_runs_laat_curves_write_mmc_anchors_in_the_cache(tmp_path, monkeypatch):
-    import zslab.methods.laat
+    import zslab.experiments.laat_study  # where the queue calls it (imported there at module level)
 
-    monkeypatch.setattr(zslab.methods.laat, "load_class_anchors", lambda cfg, names: torch.zeros(len(names), 64))
+    monkeypatch.setattr(zslab.experiments.laat_study, "load_class_anchors",
+                        lambda cfg, names: torch.zeros(len(names), 64))
     runs = {r["name"]: r for r in sq.queue_runs("smoke", ("laat_curves",), seeds=[0], cache_dir=tmp_path)}
     assert set(runs) == {"original", "expanded", "mmc"}
     spec = runs["mmc"]["config"]["encoder"]

@@ -12,9 +12,14 @@ from __future__ import annotations
 # The subcommands import what they need inside their functions, on purpose: `zslab --help`,
 # `zslab config show` and argument errors answer without importing torch (seconds on a CPU).
 import argparse
+import contextlib
 import json
+import logging
 import sys
+import warnings
+from pathlib import Path
 
+import zslab
 from zslab import ZSLabError
 
 
@@ -51,10 +56,8 @@ def _config_show(args) -> int:
 
 
 def _eval(args) -> int:
-    from pathlib import Path
-
-    from zslab.train.runs import check_robust_args
     from zslab.train.engine import read_run_config, resolve_device
+    from zslab.train.runs import check_robust_args
 
     # every argument and the run folder are checked before anything is computed or written
     names = None
@@ -66,8 +69,6 @@ def _eval(args) -> int:
     if args.device is not None:
         resolve_device(args.device)
     read_run_config(Path(args.run_dir))
-    import contextlib
-
     from zslab.utils.runlock import RunFolderBusyError, run_lock
 
     lock = run_lock(args.run_dir)  # not while a training (or another eval) writes into the folder
@@ -85,8 +86,6 @@ def _eval(args) -> int:
 
 
 def _eval_locked(args, names) -> int:
-    from pathlib import Path
-
     from zslab.train.runs import ResultsNotSavedError, evaluate_run, robust_zsl_run
 
     final: dict = {}
@@ -121,10 +120,6 @@ def _notebooks_run(args) -> int:
 def _bench(argv: list[str]) -> int:
     """Run the benchmark suite ``bench/`` (``python -m bench``) in this process: it lives next to
     the ``zslab`` package in a source checkout (``pip install -e .``), not in installed wheels."""
-    from pathlib import Path
-
-    import zslab
-
     root = Path(zslab.__file__).resolve().parents[1]
     if not (root / "bench" / "__main__.py").is_file():
         raise ZSLabError(f"zslab bench needs the source checkout's bench/ folder next to the zslab package, but "
@@ -215,8 +210,6 @@ def _setup_logging() -> None:
     """zslab's own notices (``logging.getLogger("zslab")``: automatic choices such as ``eval.n_way
     auto``) go to stderr as ``zslab: ...`` lines; warnings (e.g. the automatic validation hold-out)
     are shown once."""
-    import logging
-
     class _Stderr(logging.Handler):  # the current sys.stderr at each message (pytest, notebooks swap it)
         def emit(self, record):
             print(self.format(record), file=sys.stderr)
@@ -228,7 +221,6 @@ def _setup_logging() -> None:
         log.addHandler(h)
         log.setLevel(logging.INFO)
         log.propagate = False
-    import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"zslab: {category.__name__}: {message}", file=sys.stderr)

@@ -13,6 +13,8 @@ the expansion (Appendix C, Algorithm 1) is fitted on them and applied unchanged 
 """
 from __future__ import annotations
 
+# zslab.anchors, zslab.text and zslab.utils.io import torch, so the functions below import them when
+# called, on purpose: `zslab --help` builds this parser (zslab/cli.py) without importing torch.
 import argparse
 import io
 import json
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from zslab import ZSLabError
+from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
 
 __all__ = ["add_anchors_parser", "read_class_list", "anchor_stats"]
 
@@ -151,8 +154,6 @@ def _consistency(args) -> int:
 
 def add_anchors_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``zslab anchors {encode,expand,stats,consistency}`` on a ``add_subparsers()`` object."""
-    from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
-
     a = subparsers.add_parser("anchors", help="encode, expand and inspect class-anchor files (LAAT)",
                               description="Encode, expand and inspect class-anchor files (LAAT Sec. 3.3-3.4, Appendix C and G).")
     sub = a.add_subparsers(dest="anchors_command", required=True)

@@ -63,6 +63,19 @@ import torch
 import torch.nn.functional as F
 
 from zslab import ZSLabError
+from zslab.attacks import PGD, parse_eps
+from zslab.attacks.base import eval_mode
+from zslab.data.folder import IMAGE_EXTENSIONS, text_name
+from zslab.data.images import ImageListDataset
+from zslab.eval.localisation import attention_distribution
+from zslab.experiments import has_study as hs
+from zslab.experiments import laat_study as ls
+from zslab.experiments import runner
+from zslab.losses import cosine_logits
+from zslab.methods.has import HAS, BindClasses, HASConfig, has_objective, has_terms
+from zslab.methods.laat import AnchorHead
+from zslab.train import load_run
+from zslab.utils.io import atomic_write_json
 
 __all__ = ["ExplorerModel", "ExplorerImage", "View", "HAS_TERMS", "TERM_LABELS", "DEFAULT_LAMBDAS", "MODES",
            "CANDIDATES", "load_model", "model_from_parts", "pick_image", "load_image_file", "list_images",
@@ -149,8 +162,6 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
     if not (run_dir / "best.pt").is_file():
         raise ZSLabError(f"{run_dir} holds no finished run (no best.pt); finish it with `zslab train --resume` "
                          f"or pass another run directory")
-    from zslab.train import load_run
-
     config, data, model, ckpt = load_run(run_dir, data=data, device=device)
     method = config.get("method")
     label = name or f"{method.upper()} ({config.get('preset', '?')}, seed {config.get('seed', 0)})"
@@ -168,9 +179,6 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
 
 def _cached_run(method, preset, cache_dir, seed, device, data, data_root, progress):
     if method in ("apn", "has"):
-        from zslab.experiments import has_study as hs
-        from zslab.experiments import runner
-
         cache = Path(cache_dir if cache_dir is not None else "runs/study")
         if data is None:
             data = hs.load_study_data(preset, cache_dir=cache / "data")
@@ -178,8 +186,6 @@ def _cached_run(method, preset, cache_dir, seed, device, data, data_root, progre
         row = runner.run_study(runs, cache, data=data, progress=progress, device=device)[0]
         return row["run_dir"], data
     if method == "laat":
-        from zslab.experiments import laat_study as ls
-
         cache = Path(cache_dir if cache_dir is not None else "runs/laat_study")
         if data is None:
             data = ls.load_study_data(preset, data_root=data_root)
@@ -204,8 +210,6 @@ class ExplorerImage:
 
 def list_images(folder) -> list[str]:
     """Sorted image files directly inside ``folder`` (extensions of :mod:`zslab.data.folder`)."""
-    from zslab.data.folder import IMAGE_EXTENSIONS
-
     folder = Path(folder)
     return sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
@@ -214,9 +218,6 @@ def load_image_file(path, image_size: int) -> torch.Tensor:
     """An image file as a ``(3, image_size, image_size)`` float tensor in [0, 1] (PIL, RGB, shorter
     side resized bicubically, centre crop). Missing or unreadable files raise a ZSLabError naming
     the path."""
-    from zslab.data.folder import IMAGE_EXTENSIONS
-    from zslab.data.images import ImageListDataset
-
     p = Path(path)
     if not p.exists():
         raise ZSLabError(f"image path '{path}' does not exist; pass an image file "
@@ -229,8 +230,6 @@ def load_image_file(path, image_size: int) -> torch.Tensor:
 def _label_from_folder(path: Path, class_names) -> int | None:
     """The class whose name (or its text form) is the image's parent folder name (class-named
     folders, :mod:`zslab.data.folder`), else None."""
-    from zslab.data.folder import text_name
-
     parent = path.parent.name
     for i, c in enumerate(class_names):
         if parent == c or text_name(parent) == text_name(c):
@@ -250,15 +249,11 @@ def pick_image(handle: ExplorerModel, split: str = "test_unseen", index: int = 0
     if path is not None and str(path).strip():
         p = Path(os.path.expanduser(str(path).strip()))
         if not p.exists():
-            from zslab.data.folder import IMAGE_EXTENSIONS
-
             raise ZSLabError(f"image path '{p}' does not exist; pass an image file "
                              f"({', '.join(IMAGE_EXTENSIONS)}) or a folder of them")
         if p.is_dir():
             files = list_images(p)
             if not files:
-                from zslab.data.folder import IMAGE_EXTENSIONS
-
                 raise ZSLabError(f"folder '{p}' holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
             if not 0 <= int(index) < len(files):
                 raise ZSLabError(f"image index {index} is out of range for folder '{p}' ({len(files)} images)")
@@ -308,8 +303,6 @@ def first_correct(handle: ExplorerModel, split: str = "test_unseen", candidates:
     cand = _candidates(data, candidates)
     dev = handle.device
     model = handle.model
-    from zslab.attacks.base import eval_mode
-
     with eval_mode(model):
         return _first_correct(handle, ds, n, cand, dev, model, split)
 
@@ -323,8 +316,6 @@ def _first_correct(handle, ds, n, cand, dev, model, split) -> int:
         if handle.kind == "apn":
             s = model(x, data.class_attributes.float().to(dev)[cand.to(dev)])["logits"]
         else:
-            from zslab.losses import cosine_logits
-
             s = cosine_logits(model(x), handle.anchors[cand].to(dev))
         ok = (cand[s.argmax(1).cpu()] == y).nonzero().flatten()
         if ok.numel():
@@ -359,8 +350,6 @@ class View:
         return {"kind": self.kind, "model": self.model_name, "caption": self.caption, **self.numbers}
 
     def to_json(self, path) -> None:
-        from zslab.utils.io import atomic_write_json
-
         atomic_write_json(self.to_dict(), path)
 
 
@@ -393,8 +382,6 @@ def _candidates(data, candidates: str) -> torch.Tensor:
 
 
 def _eps(value, what: str) -> float:
-    from zslab.attacks import parse_eps
-
     try:
         return parse_eps(value)
     except ValueError as e:
@@ -460,8 +447,6 @@ def compute_view(handle: ExplorerModel, image: ExplorerImage, *, attribute=0, mo
     common = {"eps": eps, "eps_255": eps * 255, "steps": steps, "step_size": alpha, "step_size_255": alpha * 255,
               "seed": int(seed), "candidates": candidates, "source": image.source, "label": image.label,
               "label_name": None if image.label is None else handle.data.class_names[image.label]}
-    from zslab.attacks.base import eval_mode
-
     with eval_mode(handle.model):  # every submodule's train/eval flag is restored afterwards
         if handle.kind == "laat":
             return _laat_view(handle, image, eps, steps, alpha, candidates, top_k, seed, common)
@@ -479,8 +464,6 @@ def _delta_numbers(clean: torch.Tensor, adv: torch.Tensor) -> dict:
 def _part_share(att: torch.Tensor, mask: torch.Tensor) -> float:
     """Share of the (shift-normalised, upsampled) attention map inside ``mask``
     (:func:`zslab.eval.localisation.attention_distribution`)."""
-    from zslab.eval.localisation import attention_distribution
-
     up = F.interpolate(att[None, None].float(), size=mask.shape[-2:], mode="bilinear", align_corners=False)
     dist = attention_distribution(up, "shift")[0, 0]
     return float((dist * mask.float()).sum())
@@ -488,9 +471,6 @@ def _part_share(att: torch.Tensor, mask: torch.Tensor) -> float:
 
 def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha, candidates, top_k, seed,
               common) -> View:
-    from zslab.attacks import PGD
-    from zslab.methods.has import HAS, BindClasses, HASConfig
-
     if mode not in MODES:
         raise ZSLabError(f"explorer mode must be one of {', '.join(MODES)}; got {mode!r}")
     terms = tuple(terms)
@@ -540,8 +520,6 @@ def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha,
         out = model(adv, A)
     # HAS terms (Eq. 3-7) at the clean and the perturbed image, over the training classes,
     # with the has-mode label (the clean prediction among the training classes otherwise)
-    from zslab.methods.has import has_objective, has_terms
-
     pos_tr = _label_position(image.label, train_cls)
     y_tr = torch.tensor([pos_tr if pos_tr is not None else pred_train], device=dev)
     tr_idx = train_cls.to(dev)
@@ -581,9 +559,6 @@ def _apn_view(handle, image, attribute, mode, terms, lambdas, eps, steps, alpha,
 
 
 def _laat_view(handle, image, eps, steps, alpha, candidates, top_k, seed, common) -> View:
-    from zslab.attacks import PGD
-    from zslab.methods.laat import AnchorHead
-
     data, model = handle.data, handle.model
     dev = handle.device
     cand = _candidates(data, candidates)
@@ -617,8 +592,6 @@ def _laat_view(handle, image, eps, steps, alpha, candidates, top_k, seed, common
 
 def save_results(views: dict[str, View], path, extra: dict | None = None) -> dict:
     """Write ``{"views": {name: view.to_dict()}, **extra}`` to ``path`` (atomic JSON); return it."""
-    from zslab.utils.io import atomic_write_json
-
     out = {**(extra or {}), "views": {k: v.to_dict() for k, v in views.items()}}
     atomic_write_json(out, path)
     return json.loads(json.dumps(out, default=str))

@@ -33,7 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from zslab import ZSLabError, __version__
+from zslab.paper_numbers import HAS_CITATION, LAAT_CITATION, PAPER_TABLES, comparisons_for
+from zslab.utils.io import _atomic, atomic_write_json, ensure_writable_dir
 
 __all__ = ["NotebookRun", "default_notebooks_dir", "find_notebooks", "notebook_parameters", "parse_parameters",
            "run_notebook", "run_notebooks", "results_tables", "comparison_tables", "build_html", "write_report"]
@@ -105,7 +109,7 @@ def _is_path(name: str) -> bool:
 
 def _parameters_cell(path: Path):
     """(index, source) of the first code cell tagged ``parameters``, or (None, None)."""
-    import nbformat
+    import nbformat  # the notebook tooling (nbformat, papermill, jupyter_client) only for `zslab notebooks`
 
     try:
         nb = nbformat.read(str(path), as_version=4)
@@ -186,6 +190,7 @@ def _current_env_kernel_manager():
     """An nbclient kernel-manager class that starts the kernel with this interpreter (like nbval's
     ``--nbval-current-env``): the notebooks run against the zslab that runs the batch, whatever
     ``python3`` kernelspec the user has installed."""
+    # notebook tooling, only for `zslab notebooks`: not imported with zslab.report's tables and HTML
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
@@ -223,7 +228,7 @@ def _head(source: str, lines: int = SOURCE_HEAD_LINES) -> str:
 def _running_cell(executed: Path):
     """(index, source) of the cell that was executing when papermill stopped without a cell error
     (a timeout, a dead kernel): the cell marked running/failed, else the last one that started."""
-    import nbformat
+    import nbformat  # notebook tooling, only for `zslab notebooks`
 
     try:
         nb = nbformat.read(str(executed), as_version=4)
@@ -247,10 +252,9 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
     a Jupyter kernelspec (default: this Python interpreter).  Never raises for a failure inside the
     notebook: the returned :class:`NotebookRun` has ``status == "failed"`` and ``error`` set.
     """
+    # papermill (and nbclient, jupyter) only when notebooks are run, not for the report tables
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-
-    from zslab.utils.io import ensure_writable_dir
 
     path = Path(path).resolve()
     name = path.stem
@@ -300,8 +304,6 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
 
 
 def _say(msg: str) -> None:
-    from tqdm.auto import tqdm
-
     tqdm.write(msg, file=sys.stderr)
 
 
@@ -311,10 +313,6 @@ def run_notebooks(names=None, out="reproduction", preset: str = "smoke", noteboo
     """Run the notebooks (:func:`find_notebooks`) one after the other into ``out`` and write
     ``out/report.html`` and ``out/report.json`` (:func:`write_report`); returns the report dict.
     A failed notebook does not stop the others (``report["failed"]`` lists them)."""
-    from tqdm.auto import tqdm
-
-    from zslab.utils.io import ensure_writable_dir
-
     # every argument is checked before the first notebook starts
     if preset not in ("smoke", "full"):
         raise ZSLabError(f"--preset must be smoke or full (the notebooks' presets), got {preset!r}")
@@ -481,8 +479,6 @@ def comparison_tables(name: str, results: dict | None) -> list[Table]:
     One row per mapped result row; for every mapped metric a *measured* column (this run; fractions
     ×100 where the paper prints percent; mean ± std over seeds when the notebook summarised several)
     and one paper column per dataset group of the table."""
-    from zslab.paper_numbers import PAPER_TABLES, comparisons_for
-
     tables = []
     for c in comparisons_for(name):
         t = PAPER_TABLES[c.table]
@@ -643,8 +639,6 @@ def _section(run: NotebookRun, out: Path) -> tuple[str, dict]:
 def build_html(runs: list[NotebookRun], out, preset: str | None = None, title: str = "zslab reproduction report") -> str:
     """The self-contained report page for ``runs`` whose outputs lie under ``out`` (figures are read
     from each run's ``out_dir`` and embedded as base64 PNG)."""
-    from zslab.paper_numbers import HAS_CITATION, LAAT_CITATION
-
     out = Path(out).resolve()
     sections, summary = [], []
     for r in runs:
@@ -674,8 +668,6 @@ def build_html(runs: list[NotebookRun], out, preset: str | None = None, title: s
 def write_report(runs: list[NotebookRun], out, preset: str | None = None) -> dict:
     """Write ``out/report.html`` (:func:`build_html`) and ``out/report.json`` atomically; return
     the report dict (``report.json``'s content)."""
-    from zslab.utils.io import _atomic, atomic_write_json
-
     out = Path(out).resolve()
     page = build_html(runs, out, preset=preset).encode("utf-8")
     _atomic(out / "report.html", lambda f: f.write(page))

@@ -18,7 +18,13 @@ anchor expansion (:func:`expand_class_attributes`), fitted on the training class
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import torch
+
 from zslab import ZSLabError
+from zslab.anchors import AnchorExpansion
 from zslab.data.base import SPLITS, TensorImageDataset, ZSLData
 
 XLSA17_NAMES = ("cub", "awa1", "awa2", "sun", "apy")
@@ -48,13 +54,6 @@ def expand_class_attributes(data: ZSLData) -> ZSLData:
     prototypes. The splits are shared with ``data`` (not copied); ``meta["attributes"]`` records
     ``"expanded"`` with ``theta0_deg`` (degrees) and the fitted ``center``.
     """
-    import dataclasses
-    import math
-
-    import torch
-
-    from zslab.anchors import AnchorExpansion
-
     if data.class_attributes is None:
         raise ZSLabError(f"attributes='expanded': dataset '{data.name}' has no class attribute matrix "
                          f"(a text-anchor dataset); use attributes='raw' or an attribute dataset")
@@ -80,6 +79,8 @@ def load_dataset(name: str, **options) -> ZSLData:
 
 
 def _load_by_name(name: str, **options) -> ZSLData:
+    # each branch imports its own loader: loading one format does not import every loader (and its
+    # dependencies: scipy.io for xlsa17, torchvision for cifar-fs, the shapes renderer...)
     key = str(name).lower()
     if key == "shapes":
         from zslab.data.shapes import make_shapes

@@ -19,11 +19,15 @@ encoder turns into anchors.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from zslab import ZSLabError
 
 SPLITS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")
 
@@ -186,12 +190,6 @@ class ZSLData:
         test image, after training). This reads each file's first bytes only (tens of µs per
         file). Raises :class:`~zslab.ZSLabError` with the number of bad files and the first
         ``limit`` of them, each with its reason."""
-        import os
-
-        from PIL import Image, UnidentifiedImageError
-
-        from zslab import ZSLabError
-
         seen: dict[str, None] = {}
         for s in SPLITS:
             for p in getattr(self.splits.get(s), "paths", None) or ():

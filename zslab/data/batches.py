@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.data import DataLoader
 
 
 def iterate_batches(dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
@@ -14,8 +15,6 @@ def iterate_batches(dataset, batch_size: int, shuffle: bool = False, generator: 
         for i in range(0, n, batch_size):
             yield gather_batch(dataset, order[i:i + batch_size])
     else:
-        from torch.utils.data import DataLoader
-
         loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size)
         yield from loader
 

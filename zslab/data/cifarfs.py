@@ -58,6 +58,7 @@ from zslab.data.base import TensorImageDataset, ZSLData
 from zslab.data.folder import (apply_caps, check_fraction, check_seed, class_split_pools, resolve_max_per_class,
                                scan_class_folders, split_per_class, text_name)
 from zslab.data.images import ImageListDataset
+from zslab.utils.io import safe_pickle_load
 
 __all__ = ["CIFAR_FS_SPLITS", "CIFAR_FS_CLASSES", "SUPERCLASSES", "superclass_pairs", "load_cifarfs"]
 
@@ -136,7 +137,7 @@ def _detect_layout(root: Path) -> tuple[str, Path]:
 
 def _load_torchvision(root: Path, check_md5: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
     """CIFAR-100 train and test arrays (N, 32, 32, 3) uint8 + fine labels, and class names."""
-    from torchvision.datasets import CIFAR100
+    from torchvision.datasets import CIFAR100  # torchvision's datasets package: only for this CIFAR-100 layout
 
     base = root / "cifar-100-python"
     missing = [f for f in ("train", "test", "meta") if not (base / f).is_file()]
@@ -144,7 +145,7 @@ def _load_torchvision(root: Path, check_md5: bool) -> tuple[dict[str, tuple[np.n
         raise ZSLabError(f"dataset 'cifar-fs': {base} lacks {missing}; "
                          f"{_WHERE.replace('ROOT', str(root))}")
     if check_md5:  # torchvision's published MD5 sums of the CIFAR-100 python files
-        from torchvision.datasets.utils import check_integrity
+        from torchvision.datasets.utils import check_integrity  # as above: only for this layout
 
         bad = [f for f, md5 in CIFAR100.train_list + CIFAR100.test_list + [[CIFAR100.meta["filename"],
                                                                             CIFAR100.meta["md5"]]]
@@ -154,8 +155,6 @@ def _load_torchvision(root: Path, check_md5: bool) -> tuple[dict[str, tuple[np.n
                              f"corrupt or re-packed. Re-extract cifar-100-python.tar.gz, or pass "
                              f"check_md5=False (--set data.check_md5=false) for a re-packed copy")
     # read as data (plain values and numpy arrays only), never through pickle's object construction
-    from zslab.utils.io import safe_pickle_load
-
     with open(base / CIFAR100.meta["filename"], "rb") as fh:
         meta = safe_pickle_load(fh, encoding="latin1", what="CIFAR-100 meta file")
     try:

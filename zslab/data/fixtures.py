@@ -69,6 +69,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from zslab.data.cifarfs import CIFAR_FS_CLASSES, CIFAR_FS_SPLITS, SUPERCLASSES
+from zslab.data.miniimagenet import MINIIMAGENET_SPLITS
 
 __all__ = ["class_colour", "write_folder", "write_cifar10", "write_xlsa17", "write_cifar100_python",
            "write_cifarfs_r2d2", "write_miniimagenet", "write_fixture", "cli_overrides", "FIXTURE_DATASETS",
@@ -130,8 +134,6 @@ def _pixels(c: int, i: int, height: int, width: int | None = None) -> np.ndarray
 
 
 def _encode(arr: np.ndarray, fmt: str) -> bytes:
-    from PIL import Image
-
     b = io.BytesIO()
     if fmt == "JPEG":
         Image.fromarray(arr).save(b, "JPEG", quality=92)
@@ -269,7 +271,7 @@ def write_xlsa17(root: str | os.PathLike, name: str = "CUB", *, n_train: int = 8
     With the defaults: 14 classes, 78 images; splits train 24, val_seen 8, val_unseen 18,
     test_seen 16, test_unseen 12.
     """
-    import scipy.io
+    import scipy.io  # slow to import (~0.3 s), only the xlsa17 writer writes .mat files
 
     key = str(name).strip().upper().replace("-", "").replace("_", "")
     if key not in _AUTHOR_PREFIX:
@@ -385,8 +387,6 @@ def write_cifar100_python(root: str | os.PathLike, per_class_train: int = 2, per
     seeded order. Defaults: 300 images, 0.9 MB; splits train 64, val_seen 64, test_seen 64,
     val_unseen 48, test_unseen 60.
     """
-    from zslab.data.cifarfs import CIFAR_FS_CLASSES, SUPERCLASSES
-
     _positive(per_class_train=per_class_train, per_class_test=per_class_test)
     fine = sorted(CIFAR_FS_CLASSES)
     coarse = sorted(SUPERCLASSES)
@@ -419,8 +419,6 @@ def write_cifarfs_r2d2(root: str | os.PathLike, per_class: int = 3, *, split_fil
     100 classes) and, with ``split_files``, ``root/splits/bertinetto/{train,val,test}.txt``;
     return ``{"root", "test_seen_per_class": 1}``. Defaults: 300 images; splits train 64,
     val_seen 64, test_seen 64, val_unseen 48, test_unseen 60."""
-    from zslab.data.cifarfs import CIFAR_FS_CLASSES, CIFAR_FS_SPLITS
-
     _positive(per_class=per_class)
     if per_class < 3:
         raise ValueError("write_cifarfs_r2d2: per_class must be >= 3 (test_seen, val_seen and train images)")
@@ -447,8 +445,6 @@ def write_miniimagenet(root: str | os.PathLike, per_class: int = 4, size: int = 
     Larochelle ``csv`` layout (``root/images/*.jpg`` + ``root/{train,val,test}.csv``); return
     ``{"root", "image_size", "test_seen_per_class": 1}``. Defaults: 400 images (~0.3 MB);
     splits train 128, val_seen 64, test_seen 64, val_unseen 64, test_unseen 80."""
-    from zslab.data.miniimagenet import MINIIMAGENET_SPLITS
-
     _positive(per_class=per_class, size=size)
     if per_class < 3:
         raise ValueError("write_miniimagenet: per_class must be >= 3 (test_seen, val_seen and train images)")

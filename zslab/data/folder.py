@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from zslab import ZSLabError
 from zslab.data.base import SPLITS, ZSLData
@@ -217,8 +218,6 @@ def class_split_pools(labels: np.ndarray, train_classes, val_classes, novel_clas
 
 def first_image_size(path: str) -> int:
     """The shorter side of one image (used when ``image_size`` is not given)."""
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             return int(min(img.size))

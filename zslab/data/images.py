@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from zslab import ZSLabError
@@ -39,8 +40,6 @@ class ImageListDataset(Dataset):
         return len(self.paths)
 
     def load(self, i: int) -> torch.Tensor:
-        from PIL import Image, ImageOps
-
         path = self.paths[i]
         S = self.image_size
         try:

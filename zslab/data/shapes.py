@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from zslab.data.base import LazyRows, TensorImageDataset, ZSLData
+from zslab.utils.io import atomic_torch_save, safe_torch_load
 
 __all__ = ["ShapesConfig", "make_shapes", "render", "render_indexed", "class_name", "attribute_names",
            "PART_NAMES", "GROUPS", "GROUP_NAMES", "PALETTE", "NUM_SLOTS", "NUM_ATTRIBUTES"]
@@ -726,7 +727,6 @@ def _load_or_generate(cfg: ShapesConfig) -> dict[str, Any]:
     path = _cache_path(cfg)
     if path.is_file():
         try:
-            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
             payload = safe_torch_load(path, map_location="cpu", what="shapes cache file")
             _check_payload(payload, cfg)
             return payload
@@ -735,7 +735,6 @@ def _load_or_generate(cfg: ShapesConfig) -> dict[str, Any]:
                           f"regenerating it", stacklevel=3)
     payload = _generate(cfg)
     try:
-        from zslab.utils.io import atomic_torch_save
         atomic_torch_save(payload, path)
     except OSError as e:
         warnings.warn(f"shapes: could not write cache file {path} ({e}); continuing without cache", stacklevel=3)

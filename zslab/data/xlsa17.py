@@ -98,6 +98,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.io
 import torch
 
 from zslab import ZSLabError
@@ -132,8 +133,6 @@ _LOC_KEYS = ("trainval_loc", "test_seen_loc", "test_unseen_loc", "train_loc", "v
 # --------------------------------------------------------------------------- .mat helpers
 
 def _loadmat(path: Path, what: str, variable_names=None) -> dict:
-    import scipy.io
-
     try:
         return scipy.io.loadmat(str(path), variable_names=variable_names)
     except NotImplementedError:

@@ -129,7 +129,7 @@ ANCHOR_MODES = ("text", "prototype", "blend")
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and half-width of the 95 % Student-t confidence interval of the mean
     (``t_{0.975, n-1} · s / √n``; NaN for fewer than two values)."""
-    from scipy import stats
+    from scipy import stats  # scipy.stats is slow to import and only this helper needs it
 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:

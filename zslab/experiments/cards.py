@@ -36,7 +36,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import zslab
 from zslab import ZSLabError
+from zslab.experiments import runner
 from zslab.utils.io import atomic_write_json
 
 __all__ = ["CARD_KEYS", "provenance", "make_card", "write_card", "check_card", "load_card", "merge_cards", "host_of", "main"]
@@ -93,10 +97,6 @@ def provenance(threads: int | None = None, repo: str | Path | None = None) -> di
     changes), UTC date, zslab / torch / Python versions, CPU model, torch thread count; and, not
     required of older cards, the CPU's family / model / stepping (``cpu_id``) and the instruction
     set torch's CPU kernels dispatch to (``cpu_capability``, e.g. AVX2 / AVX512)."""
-    import torch
-
-    import zslab
-
     repo = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
     commit = _git(["rev-parse", "HEAD"], repo)
     status = _git(["status", "--porcelain", "--untracked-files=no"], repo)
@@ -109,8 +109,6 @@ def provenance(threads: int | None = None, repo: str | Path | None = None) -> di
 
 
 def _cpu_capability() -> str | None:
-    import torch
-
     try:
         return str(torch.backends.cpu.get_cpu_capability())
     except (AttributeError, RuntimeError):
@@ -408,8 +406,6 @@ def host_of(prov: dict) -> str:
 def _statistics(rows: list[dict], summary_like: dict | None, deltas_like: dict | None) -> dict:
     """Summary and seed-paired changes of ``rows``, re-derived with the metrics (and baseline) of
     the given summary and deltas; the rows' ``host`` is provenance, not a tag of a summary."""
-    from zslab.experiments import runner
-
     plain = [{k: v for k, v in r.items() if k != "host"} for r in rows]
     out: dict[str, Any] = {}
     if summary_like:

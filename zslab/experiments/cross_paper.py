@@ -18,15 +18,25 @@ under one protocol, so their numbers compare:
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from pathlib import Path
 
 import torch
 
 from zslab import ZSLabError
+from zslab.attacks.wrappers import AnchorClassifier
 from zslab.config.resolve import study_presets
+from zslab.data.batches import iterate_batches
+from zslab.eval.robust import robust_evaluate
 from zslab.experiments import has_study as hs
 from zslab.experiments import runner
+from zslab.experiments.laat_study import METRICS as LAAT_METRICS
+from zslab.train import make_config
+from zslab.train.engine import load_run
+from zslab.train.runs import _anchor_trainer, _config
+from zslab.utils.io import atomic_write_json
 
 #: Cross-paper presets. ``attr_preset``: the :mod:`has_study` study preset (data, APN/HAS
 #: schedule). ``laat``: LAAT engine preset and overrides on top of it (its ``data`` section is
@@ -60,8 +70,6 @@ def laat_config(preset: str = "smoke", seed: int = 0, overrides: dict | None = N
     """A LAAT engine config on the attribute preset's shapes data (same ``data`` section as
     :func:`attribute_config`), anchors from the class names (``encoder``/``prompt`` of the LAAT
     defaults: the offline MiniLM encoder, "This is a photo of a {}"), plus ``overrides``."""
-    from zslab.train import make_config
-
     xp = xp_preset(preset)
     data = copy.deepcopy(attribute_config("apn", preset, seed)["data"])
     over = {**copy.deepcopy(xp["laat_overrides"]), **(overrides or {})}
@@ -91,8 +99,6 @@ def run_rows(runs: list[dict], out_dir: str | Path, data=None, progress: bool = 
     """Train (or reuse from the cache in ``out_dir``) every ``{"name", "config", ...}`` run —
     attribute and LAAT runs alike — one row per run (:func:`zslab.experiments.has_study.run_study`;
     LAAT rows carry LAAT's final metric names)."""
-    from zslab.experiments.laat_study import METRICS as LAAT_METRICS
-
     rows = []
     for run in runs:
         metrics = LAAT_METRICS if run["config"]["method"] == "laat" else runner.METRICS
@@ -106,11 +112,6 @@ def unseen_classifier(run_dir: str | Path, data=None, device: str | None = None)
     the model maps ``test_unseen`` images to logits over the unseen classes (APN/HAS: attribute
     dot products, :meth:`APN.set_classes`; LAAT: cosine to the unseen anchors / τ); ``labels`` are
     positions among the unseen classes."""
-    from zslab.attacks.wrappers import AnchorClassifier
-    from zslab.train.runs import _anchor_trainer, _config
-    from zslab.data.batches import iterate_batches
-    from zslab.train.engine import load_run
-
     run_dir = Path(run_dir)
     config = _config(run_dir)
     if config.get("method") == "laat":
@@ -157,12 +158,6 @@ def zsl_robustness(run_dir: str | Path, attacks=None, eps: float | None = None, 
     read back by the next call with the same protocol — key over the attacks, ε, ``max_images``,
     the seed and ``best.pt``'s modification time, so a retrained run is attacked again and every
     notebook attacking the same run shares one evaluation."""
-    import hashlib
-    import json
-
-    from zslab.eval.robust import robust_evaluate
-    from zslab.utils.io import atomic_write_json
-
     xp = xp_preset(preset) if preset is not None else {}
     attacks = list(attacks if attacks is not None else xp.get("attacks", ("pgd20",)))
     eps = float(eps if eps is not None else xp.get("eps", 8 / 255))

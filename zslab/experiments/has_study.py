@@ -39,8 +39,11 @@ import torch
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.augment import AUGMENTATIONS, build_augmentation
 from zslab.config.resolve import study_presets
+from zslab.data import load_dataset
 from zslab.experiments.runner import METRICS, config_key, paired_deltas, run_study, summarize
+from zslab.methods.has import HAS, TABLE2_ROWS, HASConfig, table2_overrides
 from zslab.train.config import make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
@@ -99,8 +102,6 @@ def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: s
     ``cache_dir`` (the generated ``shapes`` dataset only): keep the generated tensors there, so
     the next notebook loads instead of regenerating them. It is not part of the run configs.
     """
-    from zslab.data import load_dataset
-
     cfg = study_config("apn", preset, dataset=dataset)
     kw = dict(cfg["data"])
     if cache_dir is not None and dataset == "shapes" and "cache_dir" not in kw:
@@ -134,8 +135,6 @@ def table2_configs(preset: str = "smoke", rows=None, seeds=None, overrides: dict
     ``rows`` default: the preset's rows (``full``: every row of :data:`zslab.methods.has.TABLE2_ROWS`,
     ``baseline`` = APN). Each run is ``{"name": row, "config": ..., "row": row}``.
     """
-    from zslab.methods.has import TABLE2_ROWS, table2_overrides
-
     rows = rows if rows is not None else (_preset(preset)["table2_rows"] or tuple(TABLE2_ROWS))
     out = []
     for row in rows:
@@ -179,8 +178,6 @@ def augmentation_configs(preset: str = "smoke", names=None, seeds=None, override
     """APN runs for Table 3: one per (augmentation, seed), ``none`` (no augmentation) included.
 
     Needs the engine's ``augment`` config key (``zslab.train.config.METHOD_DEFAULTS``)."""
-    from zslab.augment import AUGMENTATIONS
-
     names = names if names is not None else (_preset(preset)["augmentations"] or AUGMENTATIONS)
     bad = [n for n in names if n not in AUGMENTATIONS]
     if bad:
@@ -261,8 +258,6 @@ def semantic_distortion(model, data, augmentations, split: str = "test_seen", ma
     The model runs in eval mode (restored afterwards); the mixing augmentations (MixUp, CutMix,
     SnapMix) mix each image with its predecessor in the subset.
     """
-    from zslab.augment import build_augmentation
-
     ds, idx, x, y = _split_tensors(data, split, max_images)
     truth = ds.extras.get("attributes")
     truth = truth[idx].float() if truth is not None else None
@@ -300,8 +295,6 @@ def augment_examples(model, data, augmentations, indices, split: str = "test_see
     """Images and APN attribute predictions for a few images under each augmentation (Fig. 2's
     panel): ``{"images": {aug: (n, 3, H, W)}, "attr": {aug: (n, K)}, "labels": (n,)}``; ``"none"``
     (the clean image) is always first."""
-    from zslab.augment import build_augmentation
-
     ds = data.splits[split]
     idx = torch.as_tensor(list(indices), dtype=torch.long)
     x = ds.images[idx]
@@ -324,8 +317,6 @@ def augment_examples(model, data, augmentations, indices, split: str = "test_see
 
 
 def _has_generator(model, config, class_attributes):
-    from zslab.methods.has import HAS, HASConfig
-
     if not isinstance(config, HASConfig):
         config = HASConfig(**(config or {}))
     return config, lambda cfg: HAS(model, cfg, class_attributes=class_attributes, seed=0)

@@ -21,9 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from zslab import ZSLabError
+from zslab.anchors import (AnchorExpansion, expand, load_anchor_file, mean_pairwise_cosine, mmc_anchors, normalize,
+                           semantic_consistency)
+from zslab.cli_anchors import anchor_stats
 from zslab.config.resolve import study_presets
+from zslab.data.cifarfs import CIFAR_FS_CLASSES, superclass_pairs
 from zslab.experiments import paths
 from zslab.paper_numbers import paper_value
+from zslab.text import class_anchors
 
 __all__ = [
     "PAPER_TABLE1",
@@ -85,8 +90,6 @@ def clip_anchor_sources(data_root=None) -> tuple[list[dict], str | None]:
     (or a file) is missing, so notebooks can skip the real-CLIP parts on a fresh machine.
     Each source is a dict with ``anchors`` (raw rows, float64), ``class_names`` and ``fit_rows=64``.
     """
-    from zslab.anchors import load_anchor_file
-
     root = Path(data_root) if data_root is not None else paths.data_root()
     folder = None if root is None else root / "clip_text_anchors"
     if folder is None or not folder.is_dir():
@@ -110,9 +113,6 @@ def minilm_anchor_sources(prompts: Sequence[str], cache_dir=None, *, miniimagene
     """Offline all-MiniLM-L6-v2 anchors (:func:`zslab.text.class_anchors`) of the CIFAR-FS classes
     (embedded list, LAAT anchor-file order: 64 train first) for each prompt, and of the
     MiniImageNet classes when a class list (64 train first) is given."""
-    from zslab.data.cifarfs import CIFAR_FS_CLASSES
-    from zslab.text import class_anchors
-
     if not prompts:
         raise ZSLabError("minilm_anchor_sources: give at least one prompt")
     out = []
@@ -139,9 +139,6 @@ def expansion_summary(anchors, fit_rows: int) -> dict:
     :func:`zslab.cli_anchors.anchor_stats`.  ``novel`` gives the novel rows' polar angles relative to
     the training ``theta_0`` (a novel row with ``theta > theta_0`` lands beyond the equator).
     """
-    from zslab.anchors import AnchorExpansion
-    from zslab.cli_anchors import anchor_stats
-
     a = np.asarray(anchors, dtype=np.float64)
     n = a.shape[0]
     exp = AnchorExpansion().fit(a[:fit_rows])
@@ -159,9 +156,6 @@ def consistency_summary(anchors, class_names: Sequence[str], fit_rows: int, grou
     """Appendix G metrics (Tables S2-S3) of the original anchors and of the expanded ones
     (fitted on the training rows, and on all rows).  ``groups``: ``(super-class, class)`` pairs,
     default the CIFAR-100 super-classes (:func:`zslab.data.cifarfs.superclass_pairs`)."""
-    from zslab.anchors import expand, semantic_consistency
-    from zslab.data.cifarfs import superclass_pairs
-
     groups = list(superclass_pairs() if groups is None else groups)
     names = list(class_names)
     out = {}
@@ -177,8 +171,6 @@ def consistency_summary(anchors, class_names: Sequence[str], fit_rows: int, grou
 
 def mmc_summary(n_classes: int, dim: int, seed: int = 0) -> dict:
     """Mean pairwise cosine of MMC anchors (Table 8's "None (MMC)" row; -1/(n-1) exactly)."""
-    from zslab.anchors import mean_pairwise_cosine, mmc_anchors
-
     m = mmc_anchors(n_classes, dim, seed=seed)
     return {"n_classes": int(n_classes), "dim": int(dim), "mean_cos": mean_pairwise_cosine(m),
             "mean_cos_with_self": mean_pairwise_cosine(m, include_self=True),
@@ -187,8 +179,6 @@ def mmc_summary(n_classes: int, dim: int, seed: int = 0) -> dict:
 
 def pairwise_cosines(anchors) -> np.ndarray:
     """Cosines of the unordered pairs ``i < j`` of the L2-normalised rows (for histograms)."""
-    from zslab.anchors import normalize
-
     a = normalize(np.asarray(anchors, dtype=np.float64))
     iu = np.triu_indices(a.shape[0], k=1)
     return (a @ a.T)[iu]
@@ -198,8 +188,6 @@ def fit_sphere_basis(train_anchors, center) -> np.ndarray:
     """Two orthonormal directions orthogonal to ``center``: the top-2 principal directions of the
     training anchors' azimuthal unit directions ``u_i = (a_i - <a_i,v> v)/||...||`` (uncentred PCA,
     i.e. the top right-singular vectors).  Returns ``(2, dim)``."""
-    from zslab.anchors import normalize
-
     a = normalize(np.asarray(train_anchors, dtype=np.float64))
     v = np.asarray(center, dtype=np.float64)
     v = v / np.linalg.norm(v)
@@ -225,8 +213,6 @@ def sphere_projection(anchors, center, basis) -> np.ndarray:
     stretches ``t`` (Eq. 7), the same projection before and after shows exactly the polar-angle
     stretch.  Anchors lying in ``span(center, basis)`` are mapped isometrically (all pairwise
     angles kept); an azimuth orthogonal to the plane gets azimuth 0."""
-    from zslab.anchors import normalize
-
     a = normalize(np.asarray(anchors, dtype=np.float64))
     v = np.asarray(center, dtype=np.float64)
     v = v / np.linalg.norm(v)

@@ -54,13 +54,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from zslab import ZSLabError
-from zslab.experiments import paths
-from zslab.experiments.runner import config_key, run_study
-from zslab.experiments.runner import summarize as _summarize
+from zslab.anchors import mmc_anchors
+from zslab.attacks import PGD
 from zslab.config.resolve import study_presets
+from zslab.data import load_dataset
+from zslab.eval.episodes import zero_shot_episodes
+from zslab.experiments import paths
+from zslab.experiments.runner import run_study
+from zslab.experiments.runner import summarize as _summarize
+from zslab.methods.laat import load_class_anchors
+from zslab.train import load_run
 from zslab.train.config import make_config
 from zslab.train.preflight import resolve_n_way
 
@@ -145,8 +150,6 @@ def study_config(preset: str = "smoke", overrides: dict | None = None, seed: int
 
 def load_study_data(preset: str = "smoke", data_root=None):
     """The dataset every config of ``preset`` trains on (load once, pass to :func:`run_rows`)."""
-    from zslab.data import load_dataset
-
     cfg = study_config(preset, data_root=data_root)
     return load_dataset(cfg["dataset"], **cfg["data"])
 
@@ -206,8 +209,6 @@ def mmc_encoder(data, out_dir, dim: int, seed: int = 0) -> str:
     simplex, pairwise cosine −1/(C−1), no semantics) for every class of ``data``, written to
     ``out_dir/mmc_anchors_<C>x<dim>.npy`` with its class list — the semantics-free baseline of
     LAAT Fig. 3 (§3.3)."""
-    from zslab.anchors import mmc_anchors
-
     names = list(data.class_names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,8 +231,6 @@ def curve_configs(preset: str = "smoke", data=None, out_dir=None, seeds=None, da
     table = {"original": {"expand": False}, "expanded": {"expand": True}}
     if data is not None and out_dir is not None:
         if anchor_dim is None:
-            from zslab.methods.laat import load_class_anchors
-
             anchor_dim = int(load_class_anchors(study_config(preset, data_root=data_root),
                                                 list(data.class_names)).shape[1])
         table["mmc"] = {"expand": False, "encoder": mmc_encoder(data, out_dir, anchor_dim)}
@@ -301,10 +300,6 @@ def few_shot_curves(run_dir, shots, data=None, modes=("prototype", "blend"), bet
     :func:`zslab.eval.episodes.zero_shot_episodes`. With ``attack``, also under the run's
     evaluation PGD (on the first few episodes). Returns ``{mode: {"shots", "clean", "clean_ci95",
     "pgd"?}}``."""
-    from zslab.attacks import PGD
-    from zslab.eval.episodes import zero_shot_episodes
-    from zslab.train import load_run
-
     loaded = load_run(run_dir, which="best", data=data, device=device)
     model, cfg, d, strategy_state = _unpack_run(loaded)
     anchors = strategy_state["anchors"].float()

@@ -30,14 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
+
 from zslab import ZSLabError
+from zslab.config.resolve import parse_value
+from zslab.config.resolve import split_override as _split
+from zslab.data import load_dataset
 from zslab.experiments import has_study as hs
-from zslab.experiments import runner
 from zslab.experiments import laat_study as ls
+from zslab.experiments import runner
 
 __all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs",
            "select_runs", "claim", "release", "run_queue", "main"]
@@ -230,8 +236,6 @@ def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | 
 
 
 def _load_data(config: dict, cache_dir: Path):
-    from zslab.data import load_dataset
-
     kw = dict(config["data"])
     if config["dataset"] == "shapes" and config["method"] != "laat":
         kw.setdefault("cache_dir", str(cache_dir / "data"))
@@ -261,9 +265,6 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.workers < 1 or a.threads < 1:
         ap.error("--workers and --threads must be at least 1")
-    from zslab.config.resolve import parse_value
-    from zslab.config.resolve import split_override as _split
-
     overrides = {k: parse_value(v) for k, v in map(_split, a.set)}
     studies = {_study(t) for t in a.tables}
     if a.cache_dir is None and len(studies) > 1:
@@ -283,14 +284,10 @@ def main(argv=None) -> int:
             print(f"{r['name']:>16}  seed {r['config']['seed']}  {rd.name}  {state}")
         return 0
     if a.workers == 1:
-        import torch
-
         torch.set_num_threads(a.threads)
         rows = run_queue(runs, cache_dir, device=a.device, log=lambda m: print(m, flush=True))
         print(json.dumps({"trained": len(rows), "runs": len(runs)}))
         return 0
-    import subprocess
-
     args = [sys.executable, "-m", "zslab.experiments.study_queue", "--preset", a.preset, "--tables", *a.tables,
             "--workers", "1", "--threads", str(a.threads), "--cache-dir", str(cache_dir)]
     if a.seeds is not None:

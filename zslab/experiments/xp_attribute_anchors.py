@@ -33,15 +33,19 @@ labels are left raw.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from zslab import ZSLabError
+from zslab.anchors import AnchorExpansion, mean_pairwise_cosine, normalize
+from zslab.data import ATTRIBUTE_OPTIONS, expand_class_attributes
+from zslab.data.xlsa17 import _loadmat, _mat_strings, _read_names
 from zslab.experiments import cross_paper as cp
 from zslab.experiments import paths
+from zslab.experiments.runner import summarize as hs_summarize
+from zslab.train.engine import read_run_config
 
 #: Every row of the study: ``family`` (apn | has | laat), ``attributes`` (the class attribute
 #: matrix the model sees: raw | expanded | text for text anchors), ``label`` for text, ``short`` for axes.
@@ -115,8 +119,6 @@ def data_for(config: dict, data):
     """The dataset a config trains on, derived from the raw dataset ``data`` (load it once with
     :func:`zslab.experiments.cross_paper.load_xp_data`): ``data.attributes: expanded`` configs get
     :func:`zslab.data.expand_class_attributes` of it (cached on the object), others ``data``."""
-    from zslab.data import ATTRIBUTE_OPTIONS, expand_class_attributes
-
     mode = (config.get("data") or {}).get("attributes", "raw")
     if mode not in ATTRIBUTE_OPTIONS:
         raise ZSLabError(f"config data.attributes={mode!r} is unknown; choose one of {', '.join(ATTRIBUTE_OPTIONS)}")
@@ -162,8 +164,6 @@ def robustness(rows: list[dict], preset: str = "smoke", data=None, device: str |
         if not (run_dir / "config.json").is_file():
             raise ZSLabError(f"{run_dir} is not a zslab run directory (no config.json); train the row first "
                              f"(train_rows)")
-        from zslab.train.engine import read_run_config
-
         config = read_run_config(run_dir)
         res = cp.zsl_robustness(run_dir, attacks=proto["attacks"], eps=proto["eps"], max_images=proto["max_images"],
                                 data=data_for(config, data), device=device, seed=proto["seed"], progress=progress)
@@ -179,8 +179,6 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     """Mean ± sample std over seeds per row: :data:`ROBUST_METRICS` for every row, plus
     :data:`ZSL_METRICS` for APN/HAS rows and LAAT's episode metrics ``zs_clean``/``zs_pgd``
     for LAAT rows. ``{name: {"family", "attributes", "label", metric: {"mean", "std", "n"}}}``."""
-    from zslab.experiments.runner import summarize as hs_summarize
-
     out: dict[str, dict] = {}
     names = list(dict.fromkeys(r["name"] for r in rows))
     for n in names:
@@ -198,8 +196,6 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 # ------------------------------------------------------------------------------ cosine statistics
 def pairwise_cosines(matrix) -> np.ndarray:
     """Cosines ``cos(a_i, a_j)`` of the rows over the pairs ``i < j`` (a flat array)."""
-    from zslab.anchors import normalize
-
     a = np.asarray(normalize(np.asarray(matrix, dtype=np.float64)))
     i, j = np.triu_indices(a.shape[0], k=1)
     return (a @ a.T)[i, j]
@@ -213,8 +209,6 @@ def cosine_stats(class_attributes, train_classes, unseen_classes=None, val_class
     unseen and all classes; ``theta0_deg`` (the fit's largest training polar angle) and the largest
     polar angle of the unseen classes; ``pairs_before``/``pairs_after``: every pairwise cosine over all
     classes (for histograms)."""
-    from zslab.anchors import AnchorExpansion, mean_pairwise_cosine
-
     A = np.asarray(class_attributes.detach().cpu() if hasattr(class_attributes, "detach") else class_attributes,
                    dtype=np.float64)
     groups = {"train": train_classes, "val": val_classes, "unseen": unseen_classes, "all": range(A.shape[0])}
@@ -249,8 +243,6 @@ def xlsa17_cosine_stats(name: str, split_dir: str | Path) -> dict:
     attributes) in ``split_dir``: training classes ``trainclasses1.txt``, validation
     ``valclasses1.txt``, unseen ``testclasses.txt`` (the proposed split; no images needed).
     Raises :class:`ZSLabError` naming the missing file."""
-    from zslab.data.xlsa17 import _loadmat, _mat_strings, _read_names
-
     split_dir = Path(split_dir)
     need = ["att_splits.mat", "trainclasses1.txt", "valclasses1.txt", "testclasses.txt"]
     missing = [f for f in need if not (split_dir / f).is_file()]

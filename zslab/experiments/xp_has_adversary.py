@@ -234,7 +234,7 @@ def adversary_bars(summary: dict[str, dict], metrics, labels: dict[str, str] | N
                    title: str = "Zero-shot accuracy by training adversary"):
     """Grouped bars (%) per adversary row, one bar per metric (clean and robust), ±std error bars
     (:func:`zslab.viz.laat_plots.ablation_bars`, legend entries renamed by ``labels``)."""
-    from zslab.viz.laat_plots import ablation_bars
+    from zslab.viz.laat_plots import ablation_bars  # matplotlib: only for the figures, not the experiment
 
     fig = ablation_bars(summary, metrics=tuple(metrics), title=title)
     ax = fig.axes[0]
@@ -248,6 +248,7 @@ def curve_figure(curves: dict[str, dict[str, dict]], ylabels: dict[str, str], ti
                  chance: float | None = None):
     """One panel per history key (``{key: epoch_curves(rows, key)}``), one line per adversary row
     (mean over seeds, ±std band); ``chance`` (a fraction) dotted on the ``val_zs`` panel."""
+    # matplotlib only for the figures: training and evaluating the rows never import it
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from zslab.experiments import cross_paper as xp
 
@@ -53,8 +54,6 @@ def evaluate_row(row: dict, preset: str = "smoke", data=None, progress: bool = F
 
 def evaluate_rows(rows: list[dict], preset: str = "smoke", data=None, progress: bool = False) -> list[dict]:
     """:func:`evaluate_row` for every trained row; returns the rows with a ``robustness`` entry."""
-    from tqdm.auto import tqdm
-
     out = []
     for row in tqdm(rows, desc="attacks", disable=not progress):
         out.append({**row, "robustness": evaluate_row(row, preset, data=data)})

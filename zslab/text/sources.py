@@ -39,8 +39,10 @@ import numpy as np
 import torch
 
 from zslab import ZSLabError
-from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
 from zslab.anchors import load_anchor_file, normalize
+from zslab.config.schema import DEFAULT_PROMPT, SPEC_FORMS
+from zslab.text.encoders import MiniLMEncoder, OpenCLIPEncoder, clip_identity, default_device, minilm_identity
+from zslab.utils.io import atomic_torch_save, safe_torch_load
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -173,8 +175,6 @@ def file_anchors(npy_path, class_names: Sequence[str], classes_path=None) -> np.
 
 def load_encoder(spec: str, device=None):
     """A loaded encoder for a ``minilm`` or ``clip:...`` spec (reused within the process)."""
-    from zslab.text.encoders import MiniLMEncoder, OpenCLIPEncoder, default_device
-
     p = parse_spec(spec)
     dev = torch.device(device) if device is not None else default_device()
     if p["kind"] == "minilm":
@@ -195,8 +195,6 @@ def load_encoder(spec: str, device=None):
 def encoder_identity(spec: str) -> dict:
     """The identity a ``minilm`` or ``clip:...`` spec's encoder would have (its anchor-cache key),
     computed from the files alone, without loading the model."""
-    from zslab.text.encoders import clip_identity, minilm_identity
-
     p = parse_spec(spec)
     if p["kind"] == "minilm":
         return minilm_identity()
@@ -251,7 +249,6 @@ def class_anchors(spec: str, class_names: list[str], prompt: str = DEFAULT_PROMP
     file = cache / f"{p['kind']}-{digest}.pt" if cache is not None else None
     if file is not None and file.is_file():
         try:
-            from zslab.utils.io import safe_torch_load  # tensors and plain data only (weights_only)
             stored = safe_torch_load(file, map_location="cpu", what="anchor cache file")
             if stored.get("key") == key:
                 return stored["anchors"].to(torch.float32)
@@ -262,8 +259,6 @@ def class_anchors(spec: str, class_names: list[str], prompt: str = DEFAULT_PROMP
     raw = encoder.encode(format_prompts(names, prompt), progress=progress)
     anchors = torch.from_numpy(normalize(raw, class_names=names).astype(np.float32))
     if file is not None:
-        from zslab.utils.io import atomic_torch_save
-
         try:
             atomic_torch_save({"key": key, "anchors": anchors}, file)
         except OSError as exc:

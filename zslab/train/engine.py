@@ -299,7 +299,7 @@ class Trainer:
             raise ZSLabError("config compile=true needs a C++ compiler for torch.compile's inductor backend on the "
                              "CPU (none of $CXX, c++, g++, clang++ is on PATH); install one (e.g. apt-get install "
                              "g++), set compile=aot_eager (no code generation) or set compile=false")
-        import torch._dynamo
+        import torch._dynamo  # torch.compile's machinery: slow to import, only when compile is set
 
         known = torch._dynamo.list_backends(exclude_tags=())
         if backend not in known:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from zslab import ZSLabError
+from zslab.explore import (DEFAULT_LAMBDAS, HAS_TERMS, TERM_LABELS, compute_view, list_images, pick_image,
+                           resolve_attribute)
 from zslab.viz.plots import _img
 
 __all__ = ["explorer_figure", "amplified_delta", "explorer_widget", "ExplorerUI"]
@@ -174,9 +177,7 @@ class ExplorerUI:
     code and runs one update; :meth:`update` recomputes from the current control values."""
 
     def __init__(self, models: dict, *, top_k: int = 5, seed: int = 0, defaults: dict | None = None):
-        import ipywidgets as w
-
-        from zslab.explore import DEFAULT_LAMBDAS, HAS_TERMS, TERM_LABELS
+        import ipywidgets as w  # the widget toolkit: only this class (in Jupyter) needs it
 
         if not models:
             raise ZSLabError("explorer_widget needs at least one model (name -> ExplorerModel)")
@@ -278,10 +279,6 @@ class ExplorerUI:
     def _sync_index(self) -> None:
         c, h = self.controls, self.handle
         if c["source"].value == "file/folder":
-            from pathlib import Path
-
-            from zslab.explore import list_images
-
             p = Path(c["path"].value.strip()) if c["path"].value.strip() else None
             n = len(list_images(p)) if p is not None and p.is_dir() else 1
         else:
@@ -298,8 +295,6 @@ class ExplorerUI:
         for k in order:
             v = values[k]
             if k == "attribute" and isinstance(v, str):
-                from zslab.explore import resolve_attribute
-
                 v = resolve_attribute(self.handle, v)
             if k == "path":
                 v = "" if v is None else str(v)
@@ -318,8 +313,6 @@ class ExplorerUI:
 
     def settings(self) -> dict:
         """The :func:`zslab.explore.compute_view` arguments the controls currently say."""
-        from zslab.explore import HAS_TERMS
-
         c = self.controls
         return {"attribute": int(c["attribute"].value), "mode": c["mode"].value,
                 "terms": tuple(t for t in HAS_TERMS if c[f"use_{t}"].value),
@@ -331,9 +324,7 @@ class ExplorerUI:
     def update(self):
         """Recompute the view and the figure from the controls; returns the view (None on error,
         with :attr:`error` set and shown)."""
-        from IPython.display import display
-
-        from zslab.explore import compute_view, pick_image
+        from IPython.display import display  # Jupyter's display: only the interactive widget needs it
 
         c, h = self.controls, self.handle
         self.updates += 1

@@ -30,7 +30,7 @@ def tsne(x: torch.Tensor, perplexity: float = 30.0, iterations: int = 500, learn
     max(N / exaggeration / 4, 50). ``seed`` is scikit-learn's ``random_state``: the same input
     and seed give the same embedding.
     """
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # scikit-learn is slow to import; only this function needs it
 
     if x.ndim != 2:
         raise ZSLabError(f"tsne expects a 2-D (N, D) tensor; got shape {tuple(x.shape)}")
