@@ -100,6 +100,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+from zslab.attacks import eval_mode
+
 __all__ = ["AUGMENTATIONS", "MIXING_AUGMENTATIONS", "AugOutput", "Augmentation", "build_augmentation", "soft_cross_entropy",
            "blur_parameters", "apn_class_activation_maps"]
 
@@ -345,13 +347,9 @@ class SnapMix(Augmentation):
 
     def semantic_percentage_maps(self, model, images, targets, class_attributes) -> torch.Tensor:
         """S(I): the true-class CAM upsampled to H×W, minus its minimum, divided by its sum."""
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):  # restores every submodule's own train/eval flag
             with torch.no_grad():
                 cam = apn_class_activation_maps(model, images, targets, class_attributes)
-        finally:
-            model.train(was_training)
         cam = F.interpolate(cam[:, None].float(), size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0]
         cam = cam - cam.flatten(1).amin(dim=1)[:, None, None]
         total = cam.flatten(1).sum(dim=1)[:, None, None]

@@ -40,12 +40,12 @@ of the per-attribute values), ``mean`` and ``chance`` (over the attributes that 
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.attacks import eval_mode
 
 __all__ = ["NORMALISATIONS", "attention_distribution", "attention_in_part"]
 
@@ -122,9 +122,7 @@ def attention_in_part(model: torch.nn.Module, data, split: str = "test_unseen", 
     chance_sum = torch.zeros(K, dtype=torch.float64)
     peak_sum = torch.zeros(K, dtype=torch.float64)
     count = torch.zeros(K, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):  # restores every submodule's own train/eval flag
         with torch.no_grad():
             for i in tqdm(range(0, n, batch_size), desc="localisation", disable=not progress, leave=False,
                           mininterval=1.0):
@@ -147,8 +145,6 @@ def attention_in_part(model: torch.nn.Module, data, split: str = "test_unseen", 
                 share_sum += torch.where(valid, share, 0).sum(0).double().cpu()
                 chance_sum += torch.where(valid, area, 0).sum(0).double().cpu()
                 count += valid.sum(0).double().cpu()
-    finally:
-        model.train(was_training)
 
     occurs = count > 0
     share_k = torch.where(occurs, share_sum / count.clamp_min(1), torch.nan)

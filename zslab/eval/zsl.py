@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from zslab.attacks import eval_mode
 from zslab.data.base import ZSLData
 from zslab.data.batches import iterate_batches
 
@@ -99,18 +100,16 @@ def compute_scores(model, dataset, class_attributes: torch.Tensor, device, batch
                    channels_last: bool = False):
     """Compatibility scores of every image against *all* classes: (N, n_classes), labels (N,).
     ``channels_last``: feed the batches in ``torch.channels_last`` memory format."""
-    was_training = model.training
-    model.eval()
     A = class_attributes.to(device)
     scores, labels = [], []
-    for x, y in iterate_batches(dataset, batch_size):
-        x = x.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = model(x, A)
-        scores.append(out["logits"].float().cpu())
-        labels.append(y)
-    model.train(was_training)
+    with eval_mode(model):  # restores every submodule's own train/eval flag
+        for x, y in iterate_batches(dataset, batch_size):
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = model(x, A)
+            scores.append(out["logits"].float().cpu())
+            labels.append(y)
     return torch.cat(scores), torch.cat(labels)
 
 

@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.attacks import eval_mode
 from zslab.augment import AUGMENTATIONS, build_augmentation
 from zslab.config.resolve import study_presets
 from zslab.data import load_dataset
@@ -263,10 +264,8 @@ def semantic_distortion(model, data, augmentations, split: str = "test_seen", ma
     truth = truth[idx].float() if truth is not None else None
     groups = attribute_groups(data)
     A = data.class_attributes.float()
-    was = model.training
-    model.eval()
     rows = []
-    try:
+    with eval_mode(model):  # restores every submodule's own train/eval flag
         clean = _attributes(model, x, batch_size)
         for name in tqdm(list(augmentations), desc="semantic distortion", disable=not progress, leave=False):
             aug = build_augmentation(name, image_size=x.shape[-1], generator=torch.Generator().manual_seed(seed))
@@ -285,8 +284,6 @@ def semantic_distortion(model, data, augmentations, split: str = "test_seen", ma
                     row["clean_acc"] = row["aug_acc"] = float("nan")
                 row["drop"] = row["clean_acc"] - row["aug_acc"]
                 rows.append(row)
-    finally:
-        model.train(was)
     return rows
 
 
@@ -302,17 +299,13 @@ def augment_examples(model, data, augmentations, indices, split: str = "test_see
     y = ds.labels[idx]
     dev = _device_of(model)
     A = data.class_attributes.float().to(dev)
-    was = model.training
-    model.eval()
     images, attrs = {}, {}
-    try:
+    with eval_mode(model):  # restores every submodule's own train/eval flag
         for name in ["none"] + [a for a in augmentations if a != "none"]:
             aug = build_augmentation(name, image_size=x.shape[-1], generator=torch.Generator().manual_seed(seed))
             xa = aug(x.to(dev), y.to(dev), A, model=model).images
             images[name] = xa.cpu()
             attrs[name] = model(xa)["attr"].float().cpu()
-    finally:
-        model.train(was)
     return {"images": images, "attr": attrs, "labels": y}
 
 
@@ -341,10 +334,8 @@ def feature_trajectory(model, images: torch.Tensor, targets: torch.Tensor, class
         raise ZSLabError(f"feature_trajectory needs steps >= 1; got {steps}")
     dev = _device_of(model)
     x, y, A = images.to(dev), targets.to(dev), class_attributes.float().to(dev)
-    was = model.training
-    model.eval()
     out = {}
-    try:
+    with eval_mode(model):  # restores every submodule's own train/eval flag
         for label, cfg in configs.items():
             cfg, make = _has_generator(model, cfg, A)
             if cfg.random_start:
@@ -355,8 +346,6 @@ def feature_trajectory(model, images: torch.Tensor, targets: torch.Tensor, class
                 feats.append(_features(model, adv, A))
             f = torch.stack(feats)
             out[label] = {"features": f, "drift": [float((f[t] - f[0]).norm(dim=1).mean()) for t in range(len(f))]}
-    finally:
-        model.train(was)
     return out
 
 

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from zslab import ZSLabError
 from zslab.anchors import AnchorExpansion
-from zslab.attacks import PGD
+from zslab.attacks import PGD, eval_mode
 from zslab.data.batches import gather_batch
 from zslab.eval.episodes import dataset_labels, extract_features, gzsl_nway, resolve_n_way, zero_shot_episodes
 from zslab.eval.zsl import evaluate_split_scores
@@ -135,10 +135,8 @@ def nway_accuracy(model: nn.Module, dataset, anchors: torch.Tensor, class_ids: t
     if attack is not None:
         atk = PGD(head, eps=attack["eps"], alpha=attack["alpha"], steps=attack["steps"], random_start=True,
                   seed=seed)
-    was = model.training
-    model.eval()
     right = right_rob = 0
-    try:
+    with eval_mode(model):  # restores every submodule's own train/eval flag
         steps = range(0, keep.numel(), batch_size)
         for i in tqdm(steps, desc="n-way eval", disable=not progress, leave=False, mininterval=1.0):
             idx = keep[i:i + batch_size]
@@ -152,8 +150,6 @@ def nway_accuracy(model: nn.Module, dataset, anchors: torch.Tensor, class_ids: t
                 with torch.no_grad():
                     ok_adv = head(adv)["logits"].argmax(1) == t
                 right_rob += int((ok & ok_adv).sum())
-    finally:
-        model.train(was)
     out = {"clean": right / keep.numel(), "n": int(keep.numel())}
     if atk is not None:
         out["robust"] = right_rob / keep.numel()
@@ -387,17 +383,13 @@ class LAATStrategy(Strategy):
 
         anchors = self.anchors
         model, bs, prog = engine.model, cfg["eval_batch_size"], cfg["progress"]
-        was = model.training
-        model.eval()
-        try:
+        with eval_mode(model):  # restores every submodule's own train/eval flag
             zs = zero_shot_episodes(model, d.splits["test_unseen"], d.unseen_classes, anchors, n_way=resolve_n_way(cfg["eval_n_way"], len(d.unseen_classes)),
                                     n_query=cfg["eval_n_query"], episodes=cfg["eval_episodes"], attack={"pgd": pgd},
                                     seed=seed, batch_size=bs, eps=eps, tau=self.tau,
                                     max_episodes_attacked=cfg["eval_episodes_attacked"], progress=prog)
             g = gzsl_nway(model, d, anchors, per_class=cfg["gzsl_per_class"], attack={"pgd": pgd}, seed=seed,
                           eps=eps, tau=self.tau, batch_size=bs, progress=prog)
-        finally:
-            model.train(was)
         allway = self._nway(engine, "test_unseen", d.unseen_classes, attack={"eps": eps, "alpha": step, "steps": steps},
                             seed=seed)
         r = zs["robust"]["pgd"]
