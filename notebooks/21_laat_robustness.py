@@ -45,7 +45,7 @@
 preset = "smoke"               # smoke | full (zslab.experiments.laat_study.STUDY_PRESETS)
 seeds = None                   # None: the preset's seeds (full: [0, 1, 2])
 data_root = None               # full: CIFAR-10 folders root/{train,test}/<class>/; None: $ZSLAB_DATA/cifar10
-cache_dir = "runs/laat_study"  # trained run directories (keyed by config hash; finished runs are reused, others resumed)
+cache_dir = "runs/study"  # the one run cache of every notebook (keyed by method and config hash; finished runs are reused, others resumed)
 out_dir = "runs/21_laat_robustness"
 device = None                  # None: each config's device ("auto") | "cpu" | "cuda"
 progress = False

@@ -31,8 +31,8 @@
 # view in `results.json`.
 #
 # Models: pass run directories (`has_run_dir`, `apn_run_dir`, `laat_run_dir`: folders written by `zslab train`), or
-# leave them `None` to train small models of the study preset `preset` into the shared run caches (`runs/study`,
-# `runs/laat_study`; notebooks 10–14 and 21 use the same runs, so a batch run trains each only once). The `smoke`
+# leave them `None` to train small models of the study preset `preset` into the shared run cache (`runs/study`;
+# notebooks 10–14, 21 and 31–33 use the same runs, so a batch run trains each only once). The `smoke`
 # models train in seconds and are weak — the figures show the mechanics, not the papers' effects; `preset="full"`
 # trains the study's full models (minutes; LAAT's full preset needs the CIFAR-10 folders, `data_root`). Batch run:
 # `papermill notebooks/30_explorer.ipynb out.ipynb -p preset full -p image_path /path/to/images`.
@@ -45,7 +45,7 @@ has_run_dir = None                # a HAS run directory (zslab train --method ha
 apn_run_dir = None                # an APN run directory; None: train/reuse the study's APN baseline
 laat_run_dir = None               # a LAAT run directory; None: train/reuse the study's expanded+sm LAAT run
 cache_dir = "runs/study"          # APN/HAS run cache (shared with notebooks 10-14)
-laat_cache_dir = "runs/laat_study"  # LAAT run cache (shared with notebook 21)
+laat_cache_dir = "runs/study"  # LAAT runs: the same run cache (shared with notebooks 21 and 31-33)
 data_root = None                  # LAAT full preset: CIFAR-10 folders (None: $ZSLAB_DATA/cifar10)
 image_path = None                 # optional image file or folder to show as well (resized to the model's input)
 seed = 0                          # the models' training seed and the attacks' seed

@@ -178,7 +178,7 @@ def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0].endswith("finished")
     # the default caches are the notebooks', wherever the command runs from
     root = Path(sq.__file__).resolve().parents[2]
-    assert sq.default_cache_dir("laat") == root / "notebooks" / "runs" / "laat_study"
+    assert sq.default_cache_dir("laat") == root / "notebooks" / "runs" / "study"  # one cache
     assert sq.default_cache_dir("has") == root / "notebooks" / "runs" / "study"
     with pytest.raises(SystemExit):
         sq.main(["--preset", "smoke", "--tables", "table2", "laat_robustness", "--dry-run"])

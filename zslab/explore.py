@@ -150,7 +150,7 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
     ``baseline`` for ``method="apn"``) run of :mod:`zslab.experiments.has_study` preset
     ``preset``, or the ``expanded+sm`` LAAT run of :mod:`zslab.experiments.laat_study`
     (``data_root``: the CIFAR-10 folders for its ``full`` preset), trained into ``cache_dir``
-    (default ``runs/study`` / ``runs/laat_study``, the caches notebooks 10–14 and 21 share) or
+    (default ``runs/study``, the one run cache the notebooks share) or
     reused from there. ``data``: the run's dataset when already loaded (skips regeneration).
     """
     if run_dir is None:
@@ -186,7 +186,7 @@ def _cached_run(method, preset, cache_dir, seed, device, data, data_root, progre
         row = runner.run_study(runs, cache, data=data, progress=progress, device=device)[0]
         return row["run_dir"], data
     if method == "laat":
-        cache = Path(cache_dir if cache_dir is not None else "runs/laat_study")
+        cache = Path(cache_dir if cache_dir is not None else "runs/study")
         if data is None:
             data = ls.load_study_data(preset, data_root=data_root)
         runs = ls.robustness_configs(preset, rows=["expanded+sm"], seeds=[seed], data_root=data_root)

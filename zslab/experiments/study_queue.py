@@ -19,7 +19,7 @@ HAS tables (``table2``, ``augment``, ``sweeps``; :mod:`~zslab.experiments.has_st
 notebooks 10–13's cache ``notebooks/runs/study``; LAAT tables (``laat_robustness``,
 ``laat_curves``, ``laat_table4``, ``laat_table5``, ``laat_table6``, ``laat_tableS1``;
 :mod:`~zslab.experiments.laat_study`, whose ``full`` preset reads the CIFAR-10 folders,
-``--data-root``) default to notebook 21's ``notebooks/runs/laat_study``.
+``--data-root``) default to the notebooks' one run cache, ``notebooks/runs/study``.
 
 Each worker sets ``torch.set_num_threads(threads)`` (default 1, so that runs are bitwise
 reproducible across machines with the same thread count and the workers do not oversubscribe
@@ -52,7 +52,7 @@ HAS_TABLES = ("table2", "augment", "sweeps")
 LAAT_TABLES = ("laat_robustness", "laat_curves", "laat_table4", "laat_table5", "laat_table6", "laat_tableS1")
 TABLES = HAS_TABLES + LAAT_TABLES
 #: where each study's notebooks look for their runs (relative to the repository root)
-DEFAULT_CACHE_DIRS = {"has": "notebooks/runs/study", "laat": "notebooks/runs/laat_study"}
+DEFAULT_CACHE_DIRS = {"has": "notebooks/runs/study", "laat": "notebooks/runs/study"}  # one run cache for every study
 
 
 def default_cache_dir(study: str) -> Path:
@@ -251,8 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     ap.add_argument("--cache-dir", default=None,
-                    help="run directories (default: the notebooks' cache, notebooks/runs/study for HAS tables, "
-                         "notebooks/runs/laat_study for LAAT tables)")
+                    help="run directories (default: the notebooks' one run cache, notebooks/runs/study, "
+                         "for HAS and LAAT tables alike)")
     ap.add_argument("--data-root", default=None,
                     help="LAAT full preset: the CIFAR-10 folders (default $ZSLAB_DATA/cifar10; "
                          "without ZSLAB_DATA this option is required)")
