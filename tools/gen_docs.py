@@ -220,7 +220,7 @@ def studies_markdown() -> str:
 
     out = []
     for study in STUDIES:
-        table = recipe(f"studies/{study}")
+        table = {k: v for k, v in recipe(f"studies/{study}").items() if k != "runs"}  # runs: the run tables
         presets = list(table)
         flats = {p: _flat(table[p]) for p in presets}
         keys = list(dict.fromkeys(k for p in presets for k in flats[p]))

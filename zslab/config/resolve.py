@@ -557,10 +557,18 @@ def _study_values(obj, top: bool = True):
     return obj
 
 
+#: the top-level key of a study recipe that holds its run tables, not a preset
+STUDY_RUNS_KEY = "runs"
+
+
+def _study_recipe(study: str) -> dict:
+    return {k: v for k, v in recipe(f"studies/{study}").items() if k != STUDY_RUNS_KEY}
+
+
 def study_preset(study: str, preset: str) -> dict:
     """A study's preset from ``recipes/studies/<study>.yaml`` (``has``, ``laat``, ``cross_paper``,
     ``laat_anchors``): a fresh copy, fractions as floats; unknown presets name the choices."""
-    table = recipe(f"studies/{study}")
+    table = _study_recipe(study)
     if preset not in table:
         raise ConfigError(f"unknown {study} study preset {preset!r}{_suggest(preset, table)}; choose one of "
                           f"{', '.join(table)}")
@@ -569,4 +577,11 @@ def study_preset(study: str, preset: str) -> dict:
 
 def study_presets(study: str) -> dict:
     """Every preset of a study (``{preset: study_preset(study, preset)}``)."""
-    return {p: study_preset(study, p) for p in recipe(f"studies/{study}")}
+    return {p: study_preset(study, p) for p in _study_recipe(study)}
+
+
+def study_tables(study: str) -> dict:
+    """A study's run tables (the ``runs`` section of ``recipes/studies/<study>.yaml``, read by
+    :func:`zslab.experiments.runner.study_runs`): a fresh copy, fractions as floats; ``{}`` when
+    the study has none."""
+    return _study_values(copy.deepcopy(recipe(f"studies/{study}").get(STUDY_RUNS_KEY) or {}), top=False)

@@ -77,6 +77,17 @@ def laat_config(preset: str = "smoke", seed: int = 0, overrides: dict | None = N
     return make_config("laat", xp["laat_preset"], dataset="shapes", overrides=over, seed=seed)
 
 
+def study_config(method: str, preset: str = "smoke", overrides: dict | None = None, seed: int = 0) -> dict:
+    """The config function of the cross-paper run tables (``recipes/studies/cross_paper.yaml``,
+    :func:`zslab.experiments.runner.study_runs`): :func:`attribute_config` for ``apn``/``has``,
+    :func:`laat_config` for ``laat``; ``overrides["method"]`` replaces ``method``."""
+    over = dict(overrides or {})
+    method = over.pop("method", method)
+    if method == "laat":
+        return laat_config(preset, seed, overrides=over)
+    return attribute_config(method, preset, seed, overrides=over)
+
+
 def load_xp_data(preset: str = "smoke", cache_dir: str | Path | None = None):
     """The shapes dataset every config of ``preset`` trains on (load once, pass to the runners)."""
     return hs.load_study_data(xp_preset(preset)["attr_preset"], cache_dir=cache_dir)

@@ -33,6 +33,7 @@ zslab avoids the numbers and names the terms (``has_lambda_rel``, ``has_lambda_r
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -40,11 +41,12 @@ from tqdm import tqdm
 
 from zslab import ZSLabError
 from zslab.attacks import eval_mode
-from zslab.augment import AUGMENTATIONS, build_augmentation
-from zslab.config.resolve import study_presets
+from zslab.augment import build_augmentation
+from zslab.config.resolve import study_presets, study_tables
 from zslab.data import load_dataset
+from zslab.experiments import runner
 from zslab.experiments.runner import METRICS, config_key, paired_deltas, run_study, summarize
-from zslab.methods.has import HAS, TABLE2_ROWS, HASConfig, table2_overrides
+from zslab.methods.has import HAS, HASConfig
 from zslab.train.config import make_config
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
@@ -58,25 +60,14 @@ __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_dat
 #: augmentations to train.
 STUDY_PRESETS: dict[str, dict] = study_presets("has")  # zslab/config/recipes/studies/has.yaml
 
-#: Fig. 4 sweeps (and the sign of the attention-entropy weight): config key(s) set per value. ``lambda_div`` scales both parts of L_DIV
-#: (Eq. 7) together, relative to their defaults (λ_att_mag = 1e-4, λ_att_ent = 0.1), since the
-#: paper has one diversity weight λ3. ``step_size`` is the per-step perturbation α in [0, 1]
-#: pixel units (the paper's "perturbation strength ε" ∈ {1, 2, 4, 8}/255, §4.4).
+#: Fig. 4 sweeps (and the sign of the attention-entropy weight): the value tables of group
+#: ``sweeps`` in ``zslab/config/recipes/studies/has.yaml``, each with its ``label``, ``values``,
+#: ``default`` and ``keys`` (value → the config keys it sets; ``lambda_div`` scales both parts of
+#: L_DIV together, relative to their defaults). ``step_size`` is in [0, 1] pixel units.
 SWEEPS: dict[str, dict] = {
-    "lambda_rel": {"label": "reliability weight λ_rel (L_REL, Eq. 6)", "values": (0.01, 0.1, 1.0, 10.0), "default": 0.1,
-                   "keys": lambda v: {"has_lambda_rel": v}},
-    "lambda_rob": {"label": "robustness weight λ_rob (L_ROB, Eq. 5)", "values": (0.01, 0.1, 1.0, 10.0), "default": 1.0,
-                   "keys": lambda v: {"has_lambda_rob": v}},
-    "lambda_div": {"label": "diversity scale λ_div (L_DIV, Eq. 7; × default weights)", "values": (0.1, 1.0, 10.0, 100.0), "default": 1.0,
-                   "keys": lambda v: {"has_lambda_att_mag": 1e-4 * v, "has_lambda_att_ent": 0.1 * v}},
-    "step_size": {"label": "step size α (×1/255)", "values": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "default": 2 / 255,
-                  "keys": lambda v: {"has_step_size": v}},
-    # beyond Fig. 4: the official scripts disagree on the *sign* of the attention-entropy weight
-    # (CUB −1 and AwA2 −0.1 sharpen the attention, SUN +0.1 flattens it as the paper's Eq. 7 says)
-    "lambda_att_ent": {"label": "attention-entropy weight λ_att_ent (Eq. 7; < 0 sharpens attention as the official "
-                                "CUB/AwA2 scripts, > 0 flattens it as the paper)", "values": (-1.0, -0.1, 0.0, 0.1),
-                       "default": 0.1, "keys": lambda v: {"has_lambda_att_ent": v}},
-}
+    name: {"label": t["label"], "values": tuple(t["values"]), "default": t["default"],
+           "keys": partial(runner.value_overrides, t)}
+    for name, t in study_tables("has")["tables"].items() if t.get("group") == "sweeps"}
 
 
 # ------------------------------------------------------------------------------ configs
@@ -134,16 +125,10 @@ def table2_configs(preset: str = "smoke", rows=None, seeds=None, overrides: dict
     """Runs for Table 1 (APN vs HAS) and the Table 2 ablation: one per (row, seed).
 
     ``rows`` default: the preset's rows (``full``: every row of :data:`zslab.methods.has.TABLE2_ROWS`,
-    ``baseline`` = APN). Each run is ``{"name": row, "config": ..., "row": row}``.
+    ``baseline`` = APN). Each run is ``{"name": row, "config": ..., "row": row}`` (run table ``table2``
+    of ``recipes/studies/has.yaml``, :func:`zslab.experiments.runner.study_runs`).
     """
-    rows = rows if rows is not None else (_preset(preset)["table2_rows"] or tuple(TABLE2_ROWS))
-    out = []
-    for row in rows:
-        o = table2_overrides(row)
-        for s in _seeds(preset, seeds):
-            cfg = study_config(o.get("method", "apn"), preset, {**(overrides or {}), **o}, seed=s, dataset=dataset)
-            out.append({"name": row, "config": cfg, "row": row})
-    return out
+    return runner.study_runs("has", "table2", preset, rows, seeds, overrides, dataset=dataset)
 
 
 def sweep_configs(param: str, preset: str = "smoke", values=None, seeds=None, overrides: dict | None = None,
@@ -158,40 +143,14 @@ def sweep_configs(param: str, preset: str = "smoke", values=None, seeds=None, ov
     """
     if param not in SWEEPS:
         raise ZSLabError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
-    sw = SWEEPS[param]
-    if values is None:
-        values = sw["values"]
-        k = _preset(preset)["sweep_values"]
-        if k is not None and k < len(values):
-            others = [v for v in values if v != sw["default"]]
-            values = [sw["default"]] + (others[len(others) - (k - 1):] if k > 1 else [])
-    values = sorted(float(v) for v in values)
-    out = []
-    for v in values:
-        for s in _seeds(preset, seeds):
-            cfg = study_config("has", preset, {**(overrides or {}), **sw["keys"](v)}, seed=s, dataset=dataset)
-            out.append({"name": f"{param}={v:.4g}", "config": cfg, "param": param, "value": v})
-    return out
+    return runner.study_runs("has", param, preset, values, seeds, overrides, dataset=dataset)
 
 
 def augmentation_configs(preset: str = "smoke", names=None, seeds=None, overrides: dict | None = None,
                          dataset: str = "shapes") -> list[dict]:
-    """APN runs for Table 3: one per (augmentation, seed), ``none`` (no augmentation) included.
-
-    Needs the engine's ``augment`` config key (``zslab.train.config.METHOD_DEFAULTS``)."""
-    names = names if names is not None else (_preset(preset)["augmentations"] or AUGMENTATIONS)
-    bad = [n for n in names if n not in AUGMENTATIONS]
-    if bad:
-        raise ZSLabError(f"unknown augmentation(s) {bad}; choose from {', '.join(AUGMENTATIONS)}")
-    out = []
-    for n in names:
-        for s in _seeds(preset, seeds):
-            cfg = study_config("apn", preset, {**(overrides or {}), "augment": n}, seed=s, dataset=dataset)
-            if cfg.get("augment") != n:
-                raise ZSLabError("this zslab's training config has no 'augment' key; Table 3 needs APN training "
-                                 "with augmentations (zslab.train.config METHOD_DEFAULTS['apn']['augment'])")
-            out.append({"name": n, "config": cfg, "augmentation": n})
-    return out
+    """APN runs for Table 3: one per (augmentation, seed), ``none`` (no augmentation) included
+    (run table ``augment``: the engine's ``augment`` config key, ``zslab.train.config.METHOD_DEFAULTS``)."""
+    return runner.study_runs("has", "augment", preset, names, seeds, overrides, dataset=dataset)
 
 
 # ------------------------------------------------------------------------------ running

@@ -58,10 +58,10 @@ import numpy as np
 from zslab import ZSLabError
 from zslab.anchors import mmc_anchors
 from zslab.attacks import PGD
-from zslab.config.resolve import study_presets
+from zslab.config.resolve import study_presets, study_tables
 from zslab.data import load_dataset
 from zslab.eval.episodes import zero_shot_episodes
-from zslab.experiments import paths
+from zslab.experiments import paths, runner
 from zslab.experiments.runner import run_study
 from zslab.experiments.runner import summarize as _summarize
 from zslab.methods.laat import load_class_anchors
@@ -93,23 +93,15 @@ CIFAR10_VAL = tuple(study_presets("laat")["full"]["overrides"]["data"]["val_clas
 
 STUDY_PRESETS: dict[str, dict] = study_presets("laat")  # zslab/config/recipes/studies/laat.yaml
 
-# Table 5 rows: (expand, objective, alpha). "ce" is not a zslab objective: the no-A-CE rows use
-# the Euclidean objective of Table 4, the plain distance loss the paper contrasts A-CE with.
-TABLE5_ROWS: dict[str, dict] = {
-    "baseline": {"expand": False, "objective": "euclid", "alpha": 0.0},
-    "ace": {"expand": False, "objective": "ace", "alpha": 0.0},
-    "exp+ace": {"expand": True, "objective": "ace", "alpha": 0.0},
-    "ace+sm": {"expand": False, "objective": "ace", "alpha": 3.0},
-    "exp+ace+sm": {"expand": True, "objective": "ace", "alpha": 3.0},
-}
-TABLE4_ROWS = {"ace": {"objective": "ace"}, "cos": {"objective": "cos"}, "theta": {"objective": "theta"},
-               "euclid": {"objective": "euclid"}}
-TABLE6_ROWS = {"sm1": {"objective": "ace", "alpha": 1.0}, "sm3": {"objective": "ace", "alpha": 3.0},
-               "trades1": {"objective": "trades", "trades_beta": 1.0},
-               "trades6": {"objective": "trades", "trades_beta": 6.0}}
-#: the four rows of the issue's "Measured, honestly" study: anchors × smoothness
-ROBUSTNESS_ROWS = {"original": {"expand": False, "alpha": 0.0}, "original+sm": {"expand": False, "alpha": 3.0},
-                   "expanded": {"expand": True, "alpha": 0.0}, "expanded+sm": {"expand": True, "alpha": 3.0}}
+#: The row tables (config overrides per row) of ``zslab/config/recipes/studies/laat.yaml``'s run
+#: tables (Table 5: EXP / A-CE / SM; Table 4: the objective; Table 6: TRADES vs SM; the issue's
+#: "Measured, honestly" study: anchors × smoothness).
+_TABLES = {name: {n: r["overrides"] for n, r in runner.table_rows(t).items()}
+           for name, t in study_tables("laat")["tables"].items() if "keys" not in t}
+TABLE5_ROWS: dict[str, dict] = _TABLES["table5"]
+TABLE4_ROWS: dict[str, dict] = _TABLES["table4"]
+TABLE6_ROWS: dict[str, dict] = _TABLES["table6"]
+ROBUSTNESS_ROWS: dict[str, dict] = _TABLES["robustness"]
 
 
 # ------------------------------------------------------------------------------ configs
@@ -148,6 +140,12 @@ def study_config(preset: str = "smoke", overrides: dict | None = None, seed: int
     return make_config("laat", sp["train_preset"], dataset=sp["dataset"], overrides=over, seed=seed)
 
 
+def row_config(method: str, preset: str, overrides: dict | None = None, seed: int = 0, data_root=None) -> dict:
+    """:func:`study_config` with the signature of a run-table config function
+    (:func:`zslab.experiments.runner.study_runs`; ``method`` is always ``laat``)."""
+    return study_config(preset, overrides, seed=seed, data_root=data_root)
+
+
 def load_study_data(preset: str = "smoke", data_root=None):
     """The dataset every config of ``preset`` trains on (load once, pass to :func:`run_rows`)."""
     cfg = study_config(preset, data_root=data_root)
@@ -158,50 +156,31 @@ def _seeds(preset, seeds):
     return tuple(int(s) for s in (_preset(preset)["seeds"] if seeds is None else seeds))
 
 
-def _rows(table: dict, names, preset, seeds, data_root, tag: str, overrides=None) -> list[dict]:
-    names = list(table) if names is None else list(names)
-    bad = [n for n in names if n not in table]
-    if bad:
-        raise ZSLabError(f"unknown {tag} row(s) {bad}; choose from {', '.join(table)}")
-    out = []
-    for n in names:
-        for s in _seeds(preset, seeds):
-            cfg = study_config(preset, {**(overrides or {}), **table[n]}, seed=s, data_root=data_root)
-            out.append({"name": n, "config": cfg, "table": tag})
-    return out
-
-
 def robustness_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
     """Original vs expanded anchors × without / with smoothness (α = 0 / 3, Eq. 4), A-CE,
     one run per (row, seed): the issue's real-image study (:data:`ROBUSTNESS_ROWS`). Default
     rows: the preset's (``full``: all four)."""
-    rows = rows if rows is not None else _preset(preset)["robustness_rows"]
-    return _rows(ROBUSTNESS_ROWS, rows, preset, seeds, data_root, "robustness")
+    return runner.study_runs("laat", "robustness", preset, rows, seeds, data_root=data_root)
 
 
 def table5_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
     """Table 5 (EXP / A-CE / SM on or off; :data:`TABLE5_ROWS`). Default rows: the preset's."""
-    rows = rows if rows is not None else _preset(preset)["table5_rows"]
-    return _rows(TABLE5_ROWS, rows, preset, seeds, data_root, "table5")
+    return runner.study_runs("laat", "table5", preset, rows, seeds, data_root=data_root)
 
 
 def table4_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
     """Table 4: the objective (A-CE, cosθ, θ, Euclidean) with expanded anchors and α = 3."""
-    rows = rows if rows is not None else _preset(preset)["table4_rows"]
-    return _rows(TABLE4_ROWS, rows, preset, seeds, data_root, "table4")
+    return runner.study_runs("laat", "table4", preset, rows, seeds, data_root=data_root)
 
 
 def table6_configs(preset: str = "smoke", rows=None, seeds=None, data_root=None) -> list[dict]:
     """Table 6: TRADES (β = 1/λ ∈ {1, 6}) vs the smoothness loss (α ∈ {1, 3})."""
-    rows = rows if rows is not None else _preset(preset)["table6_rows"]
-    return _rows(TABLE6_ROWS, rows, preset, seeds, data_root, "table6")
+    return runner.study_runs("laat", "table6", preset, rows, seeds, data_root=data_root)
 
 
 def tableS1_configs(preset: str = "smoke", taus=None, seeds=None, data_root=None) -> list[dict]:
-    """Table S1: the A-CE temperature τ (Eq. 8)."""
-    taus = _preset(preset)["taus"] if taus is None else taus
-    table = {f"tau={float(t):g}": {"tau": float(t)} for t in taus}
-    return _rows(table, None, preset, seeds, data_root, "tableS1")
+    """Table S1: the A-CE temperature τ (Eq. 8); ``taus`` default: the preset's."""
+    return runner.study_runs("laat", "tableS1", preset, taus, seeds, data_root=data_root)
 
 
 def mmc_encoder(data, out_dir, dim: int, seed: int = 0) -> str:
@@ -228,13 +207,13 @@ def curve_configs(preset: str = "smoke", data=None, out_dir=None, seeds=None, da
 
     MMC needs ``data`` (the class list) and ``out_dir`` (where its anchor file goes); its
     dimension ``anchor_dim`` defaults to the text encoder's (found from the original anchors)."""
-    table = {"original": {"expand": False}, "expanded": {"expand": True}}
+    extra = {}
     if data is not None and out_dir is not None:
         if anchor_dim is None:
             anchor_dim = int(load_class_anchors(study_config(preset, data_root=data_root),
                                                 list(data.class_names)).shape[1])
-        table["mmc"] = {"expand": False, "encoder": mmc_encoder(data, out_dir, anchor_dim)}
-    return _rows(table, None, preset, seeds, data_root, "fig3")
+        extra["mmc"] = {"expand": False, "encoder": mmc_encoder(data, out_dir, anchor_dim)}
+    return runner.study_runs("laat", "fig3", preset, seeds=seeds, extra_rows=extra, data_root=data_root)
 
 
 def row_diff(a: dict, b: dict) -> dict[str, tuple]:

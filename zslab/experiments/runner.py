@@ -4,11 +4,17 @@ keyed by its config (:func:`config_key`), reusing finished runs and resuming unf
 :func:`summarize` and :func:`paired_deltas` give every study the same summary format (mean ± std
 over seeds, n; deltas paired by seed). ``python -m zslab.experiments.study_queue`` fills the same
 cache with parallel worker processes.
+
+The runs themselves are data: the ``runs`` section of ``zslab/config/recipes/studies/<study>.yaml``
+names the study's config function and preset lookup and holds its tables (row name → config
+overrides, or a value list with the keys each value sets); :func:`study_runs` builds any table
+under any preset × seeds.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from zslab import ZSLabError
+from zslab.config.resolve import ConfigError, study_tables
 from zslab.train import train
 from zslab.train.config import DEFAULTS, LATE_KEYS, METHOD_DEFAULTS, backfill_defaults, config_diff
 from zslab.train.engine import read_run_config
@@ -36,6 +43,124 @@ def config_key(config: dict) -> str:
               if k not in _VOLATILE and not (k in LATE_KEYS and k in defaults and v == defaults[k])}
     text = json.dumps(stable, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+# ------------------------------------------------------------------------------ run tables
+def _ref(spec: str):
+    """The object a ``"package.module:name"`` reference of a study recipe names."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _lookup(preset: dict, path: str):
+    """``preset["a"]["b"]`` for ``path`` ``"a.b"``."""
+    for part in path.split("."):
+        preset = preset[part]
+    return preset
+
+
+def table_spec(study: str, table: str) -> dict:
+    """Table ``table`` of ``study``'s ``runs`` section (a fresh copy); unknown tables name the choices."""
+    tables = study_tables(study).get("tables", {})
+    if table not in tables:
+        raise ConfigError(f"unknown {study} table {table!r}; choose from {', '.join(tables)}")
+    return tables[table]
+
+
+def table_rows(spec: dict) -> dict[str, dict]:
+    """A row table's rows, ``{name: {"overrides", "tags"}}``: ``rows`` written out (a row is its
+    overrides, or ``{overrides, tags}``), or ``rows_from`` a Python table (a dict name → overrides,
+    or a list of values, each the row setting ``row_key``)."""
+    if "rows_from" in spec:
+        src = _ref(spec["rows_from"])
+        rows = dict(src) if isinstance(src, dict) else {v: {spec["row_key"]: v} for v in src}
+    else:
+        rows = spec.get("rows") or {}
+    out = {}
+    for name, row in rows.items():
+        row = row or {}
+        if set(row) and set(row) <= {"overrides", "tags"}:
+            out[name] = {"overrides": dict(row.get("overrides") or {}), "tags": dict(row.get("tags") or {})}
+        else:
+            out[name] = {"overrides": dict(row), "tags": {}}
+    return out
+
+
+def value_overrides(spec: dict, value) -> dict:
+    """The config overrides of one value of a value table: ``keys`` a list (each key set to the
+    value) or a mapping key → base (``scale: true``: each key set to base × value)."""
+    keys = spec["keys"]
+    if isinstance(keys, dict):
+        if not spec.get("scale"):
+            raise ConfigError(f"a value table with keys {dict(keys)} needs scale: true")
+        return {k: base * value for k, base in keys.items()}
+    return {k: value for k in keys}
+
+
+def _values(spec: dict, sp: dict, values) -> list[float]:
+    if values is None:
+        if "preset_values" in spec:  # the preset lists the values
+            values = _lookup(sp, spec["preset_values"])
+        else:  # the table lists them; the preset may keep only k: the default and the k − 1 largest others
+            values = spec["values"]
+            k = _lookup(sp, spec["preset_count"]) if "preset_count" in spec else None
+            if k is not None and k < len(values):
+                others = [v for v in values if v != spec["default"]]
+                values = [spec["default"]] + (others[len(others) - (k - 1):] if k > 1 else [])
+    values = [float(v) for v in values]
+    return sorted(values) if spec.get("sort") else values
+
+
+def study_runs(study: str, table: str, preset: str = "smoke", rows=None, seeds=None, overrides: dict | None = None,
+               extra_rows: dict | None = None, **config_kw) -> list[dict]:
+    """The runs of one table of a study: ``{"name", "config", **tags}`` per (row, seed), rows in
+    order, seeds inside rows.
+
+    The table comes from the ``runs`` section of ``zslab/config/recipes/studies/<study>.yaml``:
+    ``config`` (a ``"module:function"`` reference, called as ``f(method, preset, overrides, seed,
+    **config_kw)``), ``preset`` (the study's preset lookup) and ``tables``. A table is either
+    rows (:func:`table_rows`; ``rows`` here: the names to build, default the preset's
+    ``preset_rows`` entry, or every row when that is null) or values (``keys`` set per value,
+    :func:`value_overrides`; ``rows`` here: the values, default ``values`` cut to the preset's
+    ``preset_count``, or the preset's ``preset_values``; row names from the ``name`` format with
+    ``{table}`` and ``{value}``). A row's method is its ``method`` override, else the table's
+    ``method``. ``overrides`` apply to every row (the row's own keys win); ``extra_rows``
+    (name → overrides) are appended to a row table; ``seeds`` default to the preset's. Tags:
+    the table's ``tags`` then the row's, with ``$name``, ``$table`` and ``$value`` filled in.
+    """
+    runs_spec = study_tables(study)
+    spec = table_spec(study, table)
+    sp = _ref(runs_spec["preset"])(preset)
+    if "keys" in spec:  # a value table
+        seen, entries = set(), []
+        for v in _values(spec, sp, rows):
+            name = spec["name"].format(table=table, value=v)
+            if spec.get("unique") and name in seen:
+                continue
+            seen.add(name)
+            entries.append((name, v, {"overrides": value_overrides(spec, v), "tags": {}}))
+    else:
+        table_rows_ = table_rows(spec)
+        table_rows_.update({n: {"overrides": dict(o), "tags": {}} for n, o in (extra_rows or {}).items()})
+        if rows is None and "preset_rows" in spec:
+            rows = _lookup(sp, spec["preset_rows"])
+        names = list(table_rows_) if rows is None else list(rows)
+        bad = [n for n in names if n not in table_rows_]
+        if bad:
+            raise ConfigError(f"unknown {spec.get('what', table + ' row')}(s) {bad}; choose from {', '.join(table_rows_)}")
+        entries = [(n, None, table_rows_[n]) for n in names]
+    make = _ref(runs_spec["config"])
+    seeds = tuple(int(s) for s in (sp["seeds"] if seeds is None else seeds))
+    fill = {"$table": table}
+    out = []
+    for name, value, row in entries:
+        fill.update({"$name": name, "$value": value})
+        tags = {k: fill.get(v, v) if isinstance(v, str) else v for k, v in {**spec.get("tags", {}), **row["tags"]}.items()}
+        over = {**(overrides or {}), **row["overrides"]}
+        method = row["overrides"].get("method", spec.get("method"))
+        for s in seeds:
+            out.append({"name": name, "config": make(method, preset, dict(over), s, **config_kw), **tags})
+    return out
 
 
 def _finished(run_dir: Path, config: dict, metrics_needed=METRICS) -> dict | None:

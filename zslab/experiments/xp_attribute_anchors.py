@@ -43,26 +43,15 @@ from zslab.anchors import AnchorExpansion, mean_pairwise_cosine, normalize
 from zslab.data import ATTRIBUTE_OPTIONS, expand_class_attributes
 from zslab.data.xlsa17 import _loadmat, _mat_strings, _read_names
 from zslab.experiments import cross_paper as cp
-from zslab.experiments import paths
+from zslab.experiments import paths, runner
 from zslab.experiments.runner import summarize as hs_summarize
 from zslab.train.engine import read_run_config
 
-#: Every row of the study: ``family`` (apn | has | laat), ``attributes`` (the class attribute
-#: matrix the model sees: raw | expanded | text for text anchors), ``label`` for text, ``short`` for axes.
-ROWS: dict[str, dict] = {
-    "apn-raw": {"family": "apn", "attributes": "raw", "label": "APN, raw attributes", "short": "APN\nraw attr."},
-    "apn-expanded": {"family": "apn", "attributes": "expanded", "label": "APN, expanded attributes",
-                     "short": "APN\nexpanded attr."},
-    "has-raw": {"family": "has", "attributes": "raw", "label": "HAS, raw attributes", "short": "HAS\nraw attr."},
-    "has-expanded": {"family": "has", "attributes": "expanded", "label": "HAS, expanded attributes",
-                     "short": "HAS\nexpanded attr."},
-    "laat-attr-raw": {"family": "laat", "attributes": "raw", "label": "LAAT-AT, raw attribute anchors",
-                      "short": "LAAT-AT\nraw attr. anchors"},
-    "laat-attr-expanded": {"family": "laat", "attributes": "expanded", "label": "LAAT-AT, expanded attribute anchors",
-                           "short": "LAAT-AT\nexpanded attr. anchors"},
-    "laat-text": {"family": "laat", "attributes": "text", "label": "LAAT-AT, text anchors (expanded)",
-                  "short": "LAAT-AT\ntext anchors"},
-}
+#: Every row of the study (run table ``attribute_anchors`` of ``recipes/studies/cross_paper.yaml``)
+#: with its tags: ``family`` (apn | has | laat), ``attributes`` (the class attribute matrix the model
+#: sees: raw | expanded | text for text anchors), ``label`` for text, ``short`` for axes.
+ROWS: dict[str, dict] = {n: r["tags"] for n, r in
+                         runner.table_rows(runner.table_spec("cross_paper", "attribute_anchors")).items()}
 
 #: Rows trained per preset. ``full`` leaves out HAS for its cost: measured on the shared 2-core CPU
 #: (one torch thread, 1 epoch of the full preset), HAS takes 41.6 CPU-s per epoch against 11.9 for
@@ -98,21 +87,12 @@ def rows_of(preset: str, rows=None) -> tuple[str, ...]:
 
 def row_config(name: str, preset: str = "smoke", seed: int = 0, overrides: dict | None = None) -> dict:
     """The engine config of row ``name`` (see :data:`ROWS`) under cross-paper ``preset``."""
-    r = _row(name)
-    over = dict(overrides or {})
-    if r["family"] in ("apn", "has"):
-        if r["attributes"] == "expanded":
-            over["data.attributes"] = "expanded"
-        return cp.attribute_config(r["family"], preset, seed, overrides=over)
-    if r["attributes"] != "text":
-        over.update({"encoder": "attributes", "expand": r["attributes"] == "expanded"})
-    return cp.laat_config(preset, seed, overrides=over)
+    return runner.study_runs("cross_paper", "attribute_anchors", preset, [name], [seed], overrides)[0]["config"]
 
 
 def study_runs(preset: str = "smoke", seeds=None, rows=None, overrides: dict | None = None) -> list[dict]:
-    """``{"name", "config", "family", "attributes", "label"}`` for every row × seed."""
-    return [{"name": n, "config": row_config(n, preset, s, overrides), **ROWS[n]}
-            for n in rows_of(preset, rows) for s in cp.seeds_of(preset, seeds)]
+    """``{"name", "config", "family", "attributes", "label", "short"}`` for every row × seed."""
+    return runner.study_runs("cross_paper", "attribute_anchors", preset, rows_of(preset, rows), seeds, overrides)
 
 
 def data_for(config: dict, data):

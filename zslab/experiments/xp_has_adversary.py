@@ -41,17 +41,15 @@ import numpy as np
 
 from zslab import ZSLabError
 from zslab.experiments import cross_paper as cp
+from zslab.experiments import runner
 
 __all__ = ["ROWS", "PRESET_ROWS", "LAAT_METRICS", "metrics_for", "adversary_configs", "robustness_cached", "run_adversary_rows",
            "summarize", "epoch_curves", "cost_ratio", "conclusions", "adversary_bars", "curve_figure"]
 
-#: config overrides per row, on top of :func:`zslab.experiments.cross_paper.laat_config`
-ROWS: dict[str, dict] = {
-    "none": {"pgd_eps": 0.0, "alpha": 0.0},
-    "pgd": {},
-    "has": {"adversary": "has"},
-    "has+pgd": {"adversary": "has+pgd"},
-}
+#: config overrides per row, on top of :func:`zslab.experiments.cross_paper.laat_config` (run table
+#: ``has_adversary`` of ``recipes/studies/cross_paper.yaml``)
+ROWS: dict[str, dict] = {n: r["overrides"] for n, r in
+                         runner.table_rows(runner.table_spec("cross_paper", "has_adversary")).items()}
 #: the rows each cross-paper preset trains
 PRESET_ROWS: dict[str, tuple[str, ...]] = {p: x["rows"]["has_adversary"] for p, x in cp.XP_PRESETS.items()}
 
@@ -65,22 +63,15 @@ def metrics_for(attacks) -> tuple[str, ...]:
     return LAAT_METRICS + ("zsl_clean",) + tuple(f"zsl_{a}" for a in attacks) + ("zsl_worst", "train_pass_seconds")
 
 
+def _adversary(cfg: dict) -> str:
+    return cfg["adversary"] if cfg["pgd_eps"] > 0 and cfg["pgd_steps"] > 0 else "none"
+
+
 def adversary_configs(preset: str = "smoke", rows=None, seeds=None, overrides: dict | None = None) -> list[dict]:
     """One run per (row, seed): ``{"name", "config", "adversary"}``; ``rows`` default: the preset's
     (:data:`PRESET_ROWS`); ``overrides`` apply to every row (the row's own keys win)."""
-    rows = PRESET_ROWS[preset] if rows is None and preset in PRESET_ROWS else rows
-    if rows is None:
-        rows = tuple(ROWS)
-    bad = [r for r in rows if r not in ROWS]
-    if bad:
-        raise ZSLabError(f"unknown adversary row(s) {bad}; choose from {', '.join(ROWS)}")
-    out = []
-    for name in rows:
-        for s in cp.seeds_of(preset, seeds):
-            cfg = cp.laat_config(preset, seed=s, overrides={**(overrides or {}), **ROWS[name]})
-            out.append({"name": name, "config": cfg,
-                        "adversary": cfg["adversary"] if cfg["pgd_eps"] > 0 and cfg["pgd_steps"] > 0 else "none"})
-    return out
+    return [{**r, "adversary": _adversary(r["config"])}
+            for r in runner.study_runs("cross_paper", "has_adversary", preset, rows, seeds, overrides)]
 
 
 def robustness_cached(run_dir, preset: str, data=None, device: str | None = None, seed: int = 0,

@@ -17,25 +17,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from zslab.experiments import cross_paper as xp
+from zslab.experiments import runner
 
-#: rows of the study: name -> (family, config maker)
-ROWS = ("apn", "has", "laat")
+#: rows of the study (run table ``robustness`` of ``recipes/studies/cross_paper.yaml``)
+ROWS = tuple(runner.table_rows(runner.table_spec("cross_paper", "robustness")))
 #: PGD-20 radii of the ε curve (in [0, 1] pixel units)
 EPS_CURVE = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 def study_runs(preset: str = "smoke", seeds=None, rows=ROWS) -> list[dict]:
     """One ``{"name", "config"}`` per (row, seed): APN and HAS as in the HAS study (shared cache),
-    LAAT-AT on the same data with text-name anchors (:func:`cross_paper.laat_config`)."""
-    out = []
-    for name in rows:
-        for s in xp.seeds_of(preset, seeds):
-            if name in ("apn", "has"):
-                cfg = xp.attribute_config(name, preset, s)
-            elif name == "laat":
-                cfg = xp.laat_config(preset, s)
-            else:
-                raise ValueError(f"unknown row {name!r}; choose from {ROWS}")
-            out.append({"name": name, "config": cfg})
-    return out
+    LAAT-AT on the same data with text-name anchors (:func:`cross_paper.laat_config`); run table
+    ``robustness`` of ``recipes/studies/cross_paper.yaml``."""
+    return runner.study_runs("cross_paper", "robustness", preset, rows, seeds)
 
 
 def evaluate_row(row: dict, preset: str = "smoke", data=None, progress: bool = False) -> dict:

@@ -68,7 +68,7 @@ from zslab.config.schema import parse_fraction
 from zslab.methods.apn import APNStrategy
 
 __all__ = ["HAS", "HASConfig", "HASConfigError", "TABLE2_ROWS", "OFFICIAL_WEIGHTS", "has_terms",
-           "has_objective", "table2_overrides", "BindClasses"]
+           "has_objective", "table2_overrides", "TABLE2_OVERRIDES", "BindClasses"]
 
 
 class HASConfigError(ZSLabError, ValueError):
@@ -197,6 +197,11 @@ def table2_overrides(row: str) -> dict:
     if w is None:
         return {"method": "apn"}
     return {"method": "has", **{f"has_{k}": v for k, v in w.items()}}
+
+
+#: Engine config overrides per Table 2 row: the rows of the HAS study's ``table2`` run table
+#: (``zslab/config/recipes/studies/has.yaml`` reads them from here: this is their one source).
+TABLE2_OVERRIDES: dict[str, dict] = {row: table2_overrides(row) for row in TABLE2_ROWS}
 
 
 # --------------------------------------------------------------------------------- losses
