@@ -49,14 +49,10 @@ print(f"preset {preset}: seeds {seeds}; {len(data.splits['train'])} training ima
       f"{len(data.unseen_classes)} unseen classes")
 
 # %%
-[baseline_row] = hs.run_study(hs.table2_configs(preset, rows=["baseline"], seeds=seeds[:1]), cache_dir,
-                         data=data, progress=progress, device=device)
-from zslab.train import load_run
-baseline_config, _, baseline_model, _ = load_run(baseline_row["run_dir"], data=data, device=device)
-[has_row] = hs.run_study(hs.table2_configs(preset, rows=["has"], seeds=seeds[:1]), cache_dir,
-                         data=data, progress=progress, device=device)
-from zslab.train import load_run
-has_config, _, has_model, _ = load_run(has_row["run_dir"], data=data, device=device)
+baseline_row, baseline_config, baseline_model = hs.trained_row("baseline", preset, seeds[0], cache_dir, data,
+                                                               progress=progress, device=device)
+has_row, has_config, has_model = hs.trained_row("has", preset, seeds[0], cache_dir, data, progress=progress,
+                                                device=device)
 
 # %%
 from zslab.eval.localisation import attention_in_part

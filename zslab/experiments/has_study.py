@@ -48,10 +48,12 @@ from zslab.experiments import runner
 from zslab.experiments.runner import METRICS, config_key, paired_deltas, run_study, summarize
 from zslab.methods.has import HAS, HASConfig
 from zslab.train.config import make_config
+from zslab.train.engine import load_run
 
 __all__ = ["METRICS", "STUDY_PRESETS", "SWEEPS", "study_config", "load_study_data", "config_key", "run_study",
            "summarize", "paired_deltas", "table2_configs", "sweep_configs", "augmentation_configs", "semantic_distortion",
-           "augment_examples", "attribute_groups", "feature_trajectory", "perturbation_parts"]
+           "augment_examples", "attribute_groups", "feature_trajectory", "perturbation_parts", "notebook_setup",
+           "trained_row"]
 
 #: the test metrics every row carries (fractions in [0, 1]); HAS §4.1, Eq. 8–9
 
@@ -86,6 +88,16 @@ def study_config(method: str = "apn", preset: str = "smoke", overrides: dict | N
     over.update(overrides or {})
     method = over.pop("method", method)
     return make_config(method, sp["train_preset"], dataset=dataset, overrides=over, seed=seed)
+
+
+def trained_row(row: str, preset: str, seed: int, cache_dir, data, progress: bool = True, device=None):
+    """One Table-2 row (``"baseline"`` = APN, ``"has"``, ...) trained at ``seed`` into the run cache, or
+    reused from it, with its selected checkpoint loaded: ``(row, config, model)`` — what notebooks
+    10, 13 and 14 start from."""
+    [r] = run_study(table2_configs(preset, rows=[row], seeds=[seed]), cache_dir, data=data, progress=progress,
+                    device=device)
+    config, _, model, _ = load_run(r["run_dir"], data=data, device=device)
+    return r, config, model
 
 
 def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: str | Path | None = None):
