@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from zslab import ZSLabError
-from zslab.anchors import AnchorExpansion
+from zslab.anchors import AnchorExpansion, mean_pairwise_cosine
 from zslab.attacks import PGD, eval_mode
 from zslab.data.batches import gather_batch
 from zslab.eval.episodes import dataset_labels, extract_features, gzsl_nway, resolve_n_way, zero_shot_episodes
@@ -399,8 +399,8 @@ class LAATStrategy(Strategy):
                  "gzsl_clean": g["clean"], "gzsl_pgd": g["robust"]["pgd"], "gzsl_n_way": g["n_classes"], "gzsl_n": g["n"],
                  "zs_all_clean": allway["clean"], "zs_all_pgd": allway["robust"], "zs_all_n_way": len(d.unseen_classes),
                  "eval_attack": f"pgd{steps} eps={eps:.6g} step={step:.6g}",
-                 "anchor_mean_cos": _mean_cos(self.anchors[d.train_classes]),
-                 "raw_anchor_mean_cos": _mean_cos(self.raw_anchors[d.train_classes])}
+                 "anchor_mean_cos": mean_pairwise_cosine(self.anchors[d.train_classes].detach().cpu().numpy()),
+                 "raw_anchor_mean_cos": mean_pairwise_cosine(self.raw_anchors[d.train_classes].detach().cpu().numpy())}
         for k in ("seen", "unseen", "H"):
             if k in g:
                 final[f"gzsl_{k.lower()}_clean"] = g[k]
@@ -430,15 +430,6 @@ class LAATStrategy(Strategy):
         m = evaluate_split_scores(d, scores)
         return {"gzsl_cs_u": m["gzsl_u"], "gzsl_cs_s": m["gzsl_s"], "gzsl_cs_h": m["gzsl_h"], "gzsl_cs_mu": m["mu"],
                 "gzsl_cs_val_h": m["val_h"], "gzsl_cs_h_uncalibrated": m["gzsl_h_uncalibrated"]}
-
-
-def _mean_cos(a: torch.Tensor) -> float:
-    a = F.normalize(a.float(), dim=1)
-    n = a.shape[0]
-    if n < 2:
-        return float("nan")
-    g = a @ a.t()
-    return float((g.sum() - g.diagonal().sum()) / (n * (n - 1)))
 
 
 def laat_epoch_cost_floor(pgd_steps: int, alpha: float) -> float:
