@@ -98,6 +98,7 @@ def test_engine_view_of_the_recipes_is_the_pre_schema_config():
     ("apn", "model.width=wide", "model.width"),
     ("apn", "epochs=2.5", "train.epochs"),
     ("apn", "amp=maybe", "run.amp"),
+    ("apn", "train.betas=[0.5]", "'train.betas' has too few items"),
     ("apn", "has_steps=5", "method has only"),
     ("laat", "model.width=8", "method apn/has only"),
     ("laat", "attack.steps=0", "attack.steps"),

@@ -205,6 +205,9 @@ def _format_error(sec: str, err: dict, fields: list[str]) -> str:
         close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.6)
         hint = f" — did you mean '{parent}.{close[0]}'?" if close else ""
         return f"unknown config key '{path}'{hint} (valid keys of {parent}: {', '.join(names) or 'none'})"
+    if err["type"] == "missing" and err["loc"] and isinstance(err["loc"][-1], int):  # a too-short tuple
+        parent = path.rsplit(".", 1)[0]
+        return f"'{parent}' has too few items (item {err['loc'][-1] + 1} is missing)"
     if err["type"] == "missing":
         return f"'{path}' is required: pass --set {path}=..."
     if msg.startswith("Value error, "):
