@@ -339,3 +339,24 @@ def test_load_model_trains_once_then_reuses(tmp_path):
     v = ex.compute_view(h3, ex.pick_image(h3, "test_unseen", 0), eps=2 / 255, steps=1)
     assert "attention_in_part" in v.numbers  # embedded shapes images carry part masks
     assert 0.0 <= v.numbers["attention_in_part"]["clean"] <= 1.0
+
+
+def test_caption_describes_what_is_drawn_and_labels_the_class_as_such():
+    """shapes images sample their attributes per image: the caption names the drawn attributes
+    (from the image's own values) and gives the class name labelled as the class, so a caption
+    never calls a blue head red."""
+    from types import SimpleNamespace
+
+    from zslab.data import load_dataset
+    from zslab.data.shapes import class_name
+
+    data = load_dataset("shapes", image_size=16, n_train_classes=6, n_val_classes=2, n_unseen_classes=3,
+                        train_per_class=2, val_seen_per_class=1, test_seen_per_class=1, unseen_per_class=6)
+    ds = data.splits["test_unseen"]
+    values = ds.extras["values"]
+    differs = [i for i in range(len(ds)) if class_name(values[i].tolist()) != data.class_names[int(ds.labels[i])]]
+    assert differs, "the fixture should hold an image whose drawn attributes differ from its class's"
+    i = differs[0]
+    img = ex.pick_image(SimpleNamespace(data=data, image_size=16), "test_unseen", i)
+    drawn, cls = class_name(values[i].tolist()), data.class_names[int(ds.labels[i])]
+    assert img.caption == f"test_unseen[{i}] drawn: {drawn} — class: {cls}"

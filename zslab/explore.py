@@ -67,6 +67,7 @@ from zslab.attacks import PGD, parse_eps
 from zslab.attacks.base import eval_mode
 from zslab.data.folder import IMAGE_EXTENSIONS, text_name
 from zslab.data.images import ImageListDataset
+from zslab.data.shapes import class_name as shapes_class_name
 from zslab.eval.localisation import attention_distribution
 from zslab.experiments import has_study as hs
 from zslab.experiments import laat_study as ls
@@ -284,7 +285,21 @@ def pick_image(handle: ExplorerModel, split: str = "test_unseen", index: int = 0
     extras = getattr(ds, "extras", {}) or {}
     if "part_masks" in extras and extras["part_masks"].shape[-1] == x.shape[-1]:
         masks = extras["part_masks"][i].bool().cpu()
-    return ExplorerImage(x, y, f"{split}[{i}]: {names[y]}", {"split": split, "index": i}, masks)
+    return ExplorerImage(x, y, image_caption(data, split, i, y), {"split": split, "index": i}, masks)
+
+
+def image_caption(data, split: str, index: int, label: int) -> str:
+    """What the figure says about an image: what is *drawn* where the dataset records it per image
+    (the embedded ``shapes`` images sample their attributes from per-class probabilities, so an
+    image of class "red head" may have a blue head), then the class name, labelled as such."""
+    names = list(data.class_names)
+    values = (getattr(data.splits[split], "extras", {}) or {}).get("values")
+    if data.name == "shapes" and values is not None:
+        drawn = shapes_class_name(values[index].tolist())
+        if drawn != names[label]:
+            return f"{split}[{index}] drawn: {drawn} — class: {names[label]}"
+        return f"{split}[{index}] drawn: {drawn} (= its class)"
+    return f"{split}[{index}] class: {names[label]}"
 
 
 @torch.no_grad()
