@@ -26,9 +26,12 @@
 # * **LAAT models** (LAAT §3.7): the cosine of the image feature to each candidate class's text anchor, clean and
 #   under PGD on the A-CE loss with the chosen ε and steps.
 #
-# Use the controls below in JupyterLab (every change recomputes the figure). Under nbval and papermill the notebook
-# builds the same widgets and drives them from code (`ui.set(...)`), saves the figures as PNG and the numbers of each
-# view in `results.json`.
+# Use the controls below in JupyterLab (every change recomputes the figure). Each cell below shows its own explorer in
+# the state that cell sets (`ui.copy(...)`: the same models, some controls changed), so an earlier widget never jumps
+# to a later cell's settings. Under nbval and papermill the notebook builds the same widgets and drives them from code,
+# saves the figures as PNG and the numbers of each view in `results.json`. An executed copy opened later shows each
+# cell's last view: the controls where JupyterLab trusts the notebook (`zslab notebooks run` signs the copies it
+# writes; `jupyter trust FILE.ipynb` signs another), else a static picture of it with a note to re-run the cell.
 #
 # Models: pass run directories (`has_run_dir`, `apn_run_dir`, `laat_run_dir`: folders written by `zslab train`), or
 # leave them `None` to train small models of the study preset `preset` into the shared run cache (`runs/study`;
@@ -61,7 +64,7 @@ import torch
 from IPython.display import display
 
 from zslab import explore as ex
-from zslab.viz.explorer import explorer_figure, explorer_widget
+from zslab.viz.explorer import explorer_widget
 
 if threads:
     torch.set_num_threads(threads)
@@ -93,7 +96,7 @@ assert {h.kind for h in models.values()} == {"apn", "laat"}
 
 # %%
 ui = explorer_widget(models, model="HAS", source="test_unseen", index=0, eps=8.0, steps=3, seed=seed)
-display(ui.widget)
+display(ui)
 assert ui.view is not None and ui.error is None, ui.error
 assert ui.updates == 1
 
@@ -102,21 +105,23 @@ assert ui.updates == 1
 #
 # What a click does, done programmatically (so nbval and papermill exercise it): pick an unseen-class image that the
 # model classifies correctly (so the attack below has a right prediction to break) and the attribute of its body's
-# colour, raise the steps, and recompute once.
+# colour, raise the steps, and recompute once — in a second explorer (`ui.copy`), so the one above keeps its view.
 
 # %%
-n_before = ui.updates
 i_has = ex.first_correct(models["HAS"], "test_unseen")  # an image the HAS model gets right (0 if none)
 split = models["HAS"].data.splits["test_unseen"]
 own = [models["HAS"].attribute_names[k] for k in split.extras["attributes"][i_has].nonzero().flatten().tolist()]     if "attributes" in getattr(split, "extras", {}) else []
 attribute = next((a for a in own if "body colour" in a), models["HAS"].attribute_names[0])  # the image's own body colour
-view_has = ui.set(index=i_has, attribute=attribute, eps=8.0, steps=5)
-assert ui.updates == n_before + 1 and ui.error is None, ui.error
+ui_has = ui.copy(index=i_has, attribute=attribute, eps=8.0, steps=5)
+display(ui_has)
+view_has = ui_has.view
+assert ui_has.updates == 1 and ui_has.error is None, ui_has.error
+assert ui.view.numbers["steps"] == 3 and ui.updates == 1        # the first explorer keeps its own view
 n = view_has.numbers
 assert n["mode"] == "has" and n["attribute_name"] == attribute and n["steps"] == 5
 assert n["delta_linf"] <= 8 / 255 + 1e-6                       # inside the ε-ball
 assert float(view_has.adv.min()) >= 0 and float(view_has.adv.max()) <= 1
-ui.figure.savefig(out / "has_view.png", dpi=110)
+ui_has.figure.savefig(out / "has_view.png", dpi=110)
 print(f"HAS: max |δ| = {n['delta_linf_255']:.2f}/255; L_HAS {n['has_terms']['clean']['has']:.4f} -> "
       f"{n['has_terms']['adv']['has']:.4f}; prediction {n['pred_clean']!r} -> {n['pred_adv']!r}")
 if "attention_in_part" in n:
@@ -131,39 +136,49 @@ if "attention_in_part" in n:
 # attack instead *ascends* the class cross-entropy: the scores of the image's class drop.
 
 # %%
-view_no_rob = ui.set(use_rob=False)
+ui_no_rob = ui_has.copy(use_rob=False)
+display(ui_no_rob)
+view_no_rob = ui_no_rob.view
 assert view_no_rob.numbers["terms"] == ["rel", "att_mag", "att_ent"]
 assert not torch.equal(view_no_rob.adv, view_has.adv), "switching L_ROB off must change the perturbation"
-ui.figure.savefig(out / "has_view_no_rob.png", dpi=110)
-view_attack = ui.set(use_rob=True, mode="attack")
+ui_no_rob.figure.savefig(out / "has_view_no_rob.png", dpi=110)
+ui_attack = ui_has.copy(mode="attack")
+display(ui_attack)
+view_attack = ui_attack.view
 na = view_attack.numbers
 assert na["mode"] == "attack" and na["delta_linf"] <= 8 / 255 + 1e-6
-ui.figure.savefig(out / "attack_view.png", dpi=110)
+ui_attack.figure.savefig(out / "attack_view.png", dpi=110)
 print(f"without L_ROB: mean |δ − δ_HAS| = {255 * float((view_no_rob.adv - view_has.adv).abs().mean()):.2f}/255; "
       f"attack: prediction {na['pred_clean']!r} -> {na['pred_adv']!r}")
-view_apn = ui.set(model="APN", mode="has")
-ui.figure.savefig(out / "apn_view.png", dpi=110)
+ui_apn = ui_has.copy(model="APN")
+display(ui_apn)
+view_apn = ui_apn.view
+ui_apn.figure.savefig(out / "apn_view.png", dpi=110)
 assert view_apn.model_name == models["APN"].name
 
 # %% [markdown]
 # ## A LAAT model: prediction over anchors, clean and under PGD
 
 # %%
-view_laat = ui.set(model="LAAT", index=ex.first_correct(models["LAAT"], "test_unseen"), eps=8.0, steps=5)
+ui_laat = ui_has.copy(model="LAAT", index=ex.first_correct(models["LAAT"], "test_unseen"))
+display(ui_laat)
+view_laat = ui_laat.view
 nl = view_laat.numbers
-assert view_laat.kind == "laat" and ui.controls["attribute"].disabled
+assert view_laat.kind == "laat" and ui_laat.controls["attribute"].disabled
 cos = nl["anchor_scores"]
 assert nl["pred_clean_index"] == cos["index"][max(range(len(cos["clean"])), key=cos["clean"].__getitem__)]
 assert nl["delta_linf"] <= 8 / 255 + 1e-6
-ui.figure.savefig(out / "laat_view.png", dpi=110)
+ui_laat.figure.savefig(out / "laat_view.png", dpi=110)
 print(f"LAAT: prediction {nl['pred_clean']!r} -> {nl['pred_adv']!r} (true: {nl['label_name']!r})")
 
 # %%
 views = {"has": view_has, "has_no_rob": view_no_rob, "attack": view_attack, "apn": view_apn, "laat": view_laat}
 if image_path:
-    views["file"] = ui.set(model="HAS", source="file/folder", path=image_path, index=0)
-    assert ui.error is None, ui.error
-    ui.figure.savefig(out / "file_view.png", dpi=110)
+    ui_file = ui_has.copy(source="file/folder", path=image_path, index=0)
+    display(ui_file)
+    views["file"] = ui_file.view
+    assert ui_file.error is None, ui_file.error
+    ui_file.figure.savefig(out / "file_view.png", dpi=110)
 plt.close("all")
 results = ex.save_results(views, out / "results.json",
                           {"notebook": "30_explorer", "preset": preset, "seed": seed,

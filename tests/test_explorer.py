@@ -360,3 +360,92 @@ def test_caption_describes_what_is_drawn_and_labels_the_class_as_such():
     img = ex.pick_image(SimpleNamespace(data=data, image_size=16), "test_unseen", i)
     drawn, cls = class_name(values[i].tolist()), data.class_names[int(ds.labels[i])]
     assert img.caption == f"test_unseen[{i}] drawn: {drawn} — class: {cls}"
+
+
+def test_copy_is_a_second_explorer_and_leaves_the_first_as_it_was(apn, laat):
+    """One widget per notebook cell, in the state its own cell set (#10 item 2): ``copy`` builds a
+    new explorer from the first one's controls; the first keeps its view, figure and widget."""
+    from zslab.viz.explorer import explorer_widget
+
+    ui = explorer_widget({"APN": apn, "LAAT": laat}, eps=4.0, steps=2, attribute=3)
+    view0, fig0 = ui.view, ui.figure
+    b = ui.copy(index=2, steps=1, use_rob=False)
+    assert b is not ui and b.widget.model_id != ui.widget.model_id
+    assert b.controls["steps"] is not ui.controls["steps"]
+    assert b.updates == 1 and b.view.numbers["steps"] == 1 and b.view.numbers["source"]["index"] == 2
+    assert b.view.numbers["attribute"] == 3 and b.view.numbers["eps_255"] == pytest.approx(4.0)  # inherited
+    assert b.view.numbers["terms"] == ["rel", "att_mag", "att_ent"]
+    assert ui.view is view0 and ui.figure is fig0 and ui.updates == 1       # the first one untouched
+    assert ui.values()["steps"] == 2 and ui.values()["use_rob"] is True
+    # to a model without attributes: the attribute index is not carried over (it would be invalid)
+    c = b.copy(model="LAAT")
+    assert c.view.kind == "laat" and c.controls["attribute"].disabled and c.view.numbers["steps"] == 1
+    # and back: an APN copy of the LAAT explorer starts from the first attribute
+    assert c.copy(model="APN").view.numbers["attribute"] == 0
+    matplotlib.pyplot.close("all")
+
+
+def test_updates_leave_no_pyplot_figure_open(apn):
+    """The inline backend prints every figure left open at the end of a cell: the explorer's own
+    figure printed as a second, static copy under the widget that never changed (#10 item 2)."""
+    import matplotlib.pyplot as plt
+
+    from zslab.viz.explorer import explorer_widget
+
+    plt.close("all")
+    ui = explorer_widget({"APN": apn}, eps=4.0, steps=1)
+    ui.set(steps=2)
+    ui.copy(index=1)
+    assert plt.get_fignums() == []
+    assert ui.figure.axes and ui.png[:8] == b"\x89PNG\r\n\x1a\n"  # the figure itself is still usable
+
+
+def test_display_bundle_carries_the_widget_and_a_static_fallback(apn, laat):
+    """What ``display(ui)`` sends (#10 item 5): the live widget first, and for a viewer that cannot
+    show it (an untrusted notebook, nbviewer) the current figure as PNG and HTML with a note,
+    instead of ``VBox(children=(HBox(...``."""
+    import base64
+
+    from zslab.viz.explorer import explorer_widget
+
+    ui = explorer_widget({"APN": apn, "LAAT": laat}, eps=4.0, steps=1)
+    ui.set(model="LAAT", steps=2)
+    data = ui._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == ui.widget.model_id
+    png = base64.b64decode(data["image/png"])
+    assert png == ui.png and png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f'src="data:image/png;base64,{data["image/png"]}"' in data["text/html"]
+    text = data["text/plain"]
+    assert not text.startswith("VBox") and "model LAAT" in text and "2 steps" in text and "run the cell" in text
+    assert "run the cell" in data["text/html"]
+    # a failed view (bad path) says so instead of showing a stale picture's note
+    ui2 = explorer_widget({"APN": apn}, source="file/folder", path="/nonexistent/x.png")
+    d2 = ui2._repr_mimebundle_()
+    assert "image/png" not in d2 and "error" in d2["text/plain"] and "/nonexistent/x.png" in d2["text/plain"]
+    matplotlib.pyplot.close("all")
+
+
+def test_checkbox_labels_are_not_cut_to_a_fixed_width(apn):
+    """#10 item 4: a fixed 330 px cut "+λ_att_mag·mean(h)  attention magnitude (E…" in JupyterLab;
+    every control with a description either sizes to it ("auto") or gives it its own width
+    ("initial"). The real-browser test measures the rendered labels."""
+    from zslab.viz.explorer import explorer_widget
+
+    ui = explorer_widget({"APN": apn})
+    for name, ctl in ui.controls.items():
+        if name.startswith("use_"):
+            assert ctl.layout.width in (None, "auto"), (name, ctl.layout.width)
+        elif ctl.description:
+            assert ctl.style.description_width == "initial", name
+    matplotlib.pyplot.close("all")
+
+
+def test_display_bundle_after_a_failed_update_shows_the_error_not_an_older_picture(apn):
+    from zslab.viz.explorer import explorer_widget
+
+    ui = explorer_widget({"APN": apn}, steps=1)
+    assert "image/png" in ui._repr_mimebundle_()
+    ui.set(source="file/folder", path="/nonexistent/y.png")
+    d = ui._repr_mimebundle_()
+    assert "image/png" not in d and "text/html" not in d and "/nonexistent/y.png" in d["text/plain"]
+    matplotlib.pyplot.close("all")

@@ -9,10 +9,23 @@
 * :func:`explorer_widget` — dropdowns / sliders (model, image source, index or path, attribute,
   mode, HAS loss terms with their λ, ε, steps, seed) that recompute the view and the figure on
   every change; :meth:`ExplorerUI.set` sets several controls in code and runs one update (what
-  the notebook does under nbval, where nobody moves a slider).
+  the notebook does under nbval, where nobody moves a slider); :meth:`ExplorerUI.copy` makes a
+  second explorer from the first one's settings, so that every notebook cell shows its own widget
+  in the state that cell set.
+
+Display an explorer with ``display(ui)`` (or as a cell's last expression). Its output carries the
+live widget and, as alternatives in the same output, the current figure as PNG and HTML with a
+note: JupyterLab with a running kernel (or a trusted notebook whose saved widget state it
+restores) shows the controls; a viewer that cannot render widgets — an untrusted notebook opened
+in JupyterLab, nbviewer, GitHub — shows the static figure of that cell's view and says to run the
+cell for the controls, instead of ``VBox(children=...)``. The figure is drawn off pyplot's figure
+list, so the inline backend does not print a second, static copy below the widget.
 """
 from __future__ import annotations
 
+import base64
+import html
+import io
 import textwrap
 from pathlib import Path
 
@@ -26,7 +39,7 @@ from zslab.explore import (DEFAULT_LAMBDAS, HAS_TERMS, TERM_LABELS, compute_view
                            resolve_attribute)
 from zslab.viz.plots import _img
 
-__all__ = ["explorer_figure", "amplified_delta", "explorer_widget", "ExplorerUI"]
+__all__ = ["explorer_figure", "amplified_delta", "explorer_widget", "ExplorerUI", "figure_png"]
 
 
 def amplified_delta(delta: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -35,6 +48,13 @@ def amplified_delta(delta: torch.Tensor) -> tuple[torch.Tensor, float]:
     m = float(delta.abs().max()) if delta.numel() else 0.0
     s = 0.5 / m if m > 0 else 1.0
     return (0.5 + s * delta).clamp(0, 1), s
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """``fig`` rendered as PNG bytes (tight bounding box)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def _wrap(text: str, width: int) -> str:
@@ -171,8 +191,9 @@ def _class_order(scores: dict, top_k: int | None, label: int | None = None) -> l
 class ExplorerUI:
     """The widget explorer (build it with :func:`explorer_widget`).
 
-    ``widget`` is the ipywidgets box to display; ``controls`` the named controls; ``view`` and
-    ``figure`` the latest view / figure; ``error`` the last error message (shown in the UI, not
+    Display the explorer itself (``display(ui)``: the widget with a static fallback, see the module
+    docstring); ``widget`` is the bare ipywidgets box; ``controls`` the named controls; ``view``,
+    ``figure`` and ``png`` the latest view / figure / its PNG; ``error`` the last error message (shown in the UI, not
     raised, so a bad path does not kill the session) or None. :meth:`set` changes controls in
     code and runs one update; :meth:`update` recomputes from the current control values."""
 
@@ -185,6 +206,7 @@ class ExplorerUI:
         self.top_k = int(top_k)
         self.view = None
         self.figure = None
+        self.png: bytes | None = None  # the current figure as PNG
         self.error = None
         self.updates = 0
         self._hold = False
@@ -207,16 +229,22 @@ class ExplorerUI:
         c["candidates"] = w.Dropdown(options=["unseen", "seen", "all"], value="unseen",
                                      description="predict among", style=style, layout=lay)
         for t in HAS_TERMS:
+            # width "auto": the label takes the width of its text (a fixed width cut the longest,
+            # "+λ_att_mag·mean(h)  attention magnitude (E…", in JupyterLab)
             c[f"use_{t}"] = w.Checkbox(value=True, description=TERM_LABELS[t], style=style,
-                                       layout=w.Layout(width="330px"), indent=False)
+                                       layout=w.Layout(width="auto"), indent=False)
         c["lambda_rob"] = w.FloatSlider(value=DEFAULT_LAMBDAS["rob"], min=0.0, max=5.0, step=0.05,
-                                        description="λ_rob", continuous_update=False)
+                                        description="λ_rob", style=style,
+                                        continuous_update=False)
         c["lambda_rel"] = w.FloatLogSlider(value=DEFAULT_LAMBDAS["rel"], base=10, min=-3, max=1, step=0.1,
-                                           description="λ_rel", continuous_update=False)
+                                           description="λ_rel", style=style,
+                                        continuous_update=False)
         c["lambda_att_mag"] = w.FloatLogSlider(value=DEFAULT_LAMBDAS["att_mag"], base=10, min=-6, max=0, step=0.1,
-                                               description="λ_att_mag", continuous_update=False)
+                                               description="λ_att_mag", style=style,
+                                        continuous_update=False)
         c["lambda_att_ent"] = w.FloatSlider(value=DEFAULT_LAMBDAS["att_ent"], min=-2.0, max=2.0, step=0.05,
-                                            description="λ_att_ent", continuous_update=False)
+                                            description="λ_att_ent", style=style,
+                                        continuous_update=False)
         c["eps"] = w.FloatSlider(value=8.0, min=0.0, max=32.0, step=0.5, description="ε (×1/255)", style=style,
                                  continuous_update=False)
         c["steps"] = w.IntSlider(value=3, min=0, max=20, description="steps T", style=style, continuous_update=False)
@@ -324,7 +352,7 @@ class ExplorerUI:
     def update(self):
         """Recompute the view and the figure from the controls; returns the view (None on error,
         with :attr:`error` set and shown)."""
-        from IPython.display import display  # Jupyter's display: only the interactive widget needs it
+        from IPython.display import Image, display  # Jupyter's display: only the interactive widget needs it
 
         c, h = self.controls, self.handle
         self.updates += 1
@@ -341,17 +369,68 @@ class ExplorerUI:
             self.status.value = f"<b style='color:#b00'>error:</b> {self.error}"
             return None
         self.error = None
-        if self.figure is not None:
-            plt.close(self.figure)
         self.view = view
         self.figure = explorer_figure(view, top_k=self.top_k)
+        # off pyplot's list of open figures: the inline backend would otherwise print a static copy of
+        # it under the cell that made it (one that never changes); the Figure object stays usable
+        plt.close(self.figure)
+        self.png = figure_png(self.figure)
         n = view.numbers
         self.status.value = (f"prediction: <b>{n['pred_clean']}</b> → <b>{n['pred_adv']}</b>; max |δ| = "
                              f"{n['delta_linf_255']:.2f}/255 (update {self.updates})")
         with self.output:
             self.output.clear_output(wait=True)
-            display(self.figure)
+            # a PNG, not the Figure: with a non-inline backend (MPLBACKEND=Agg under papermill) a Figure
+            # displays as "<Figure size ...>" text, and the saved widget state would hold no picture
+            display(Image(data=self.png, format="png"))
         return view
+
+    def values(self) -> dict:
+        """The controls' current values by name (what :meth:`set` and :meth:`copy` take)."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def copy(self, **values) -> "ExplorerUI":
+        """A new explorer on the same models, starting from this one's control values with
+        ``values`` changed (as for :meth:`set`), its first view computed. This one is left as it is:
+        a notebook cell that shows ``ui.copy(...)`` keeps its own widget in the state it set, and
+        the widget of an earlier cell does not jump to a later cell's settings."""
+        inherited = self.values()
+        target = self.models.get(values.get("model", inherited["model"]))
+        if target is None or target.kind != "apn" or self.handle.kind != "apn" or \
+                list(target.attribute_names) != list(self.handle.attribute_names):
+            inherited.pop("attribute")  # an attribute index means something only on the same attribute list
+        return ExplorerUI(self.models, top_k=self.top_k, seed=int(self.controls["seed"].value),
+                          defaults={**inherited, **values})
+
+    def describe(self) -> str:
+        """One line naming the model and the settings of the current view."""
+        c = self.controls
+        src = f"file {c['path'].value!r}" if c["source"].value == "file/folder" else c["source"].value
+        mode = "PGD attack" if c["mode"].value == "attack" or self.handle.kind != "apn" else "HAS perturbation"
+        if mode == "HAS perturbation":
+            off = [f"L_{t.upper()}" for t in HAS_TERMS if not c[f"use_{t}"].value]
+            mode += f" ({', '.join(off)} off)" if off else ""
+        return (f"explorer: model {c['model'].value}, image {src}[{c['index'].value}], {mode}, "
+                f"ε = {c['eps'].value:g}/255, {c['steps'].value} steps, seed {c['seed'].value}")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The live widget, with the current figure (PNG, and HTML with a note) as alternatives for
+        a viewer that cannot show widgets (see the module docstring)."""
+        data = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude))
+        if self.error:  # the last update failed: say so rather than show an older picture
+            data["text/plain"] = f"{self.describe()}: error: {self.error}"
+            return data
+        note = (f"{self.describe()}. A static picture of this cell's view: run the cell (with the cells above "
+                f"it) to get the interactive controls, or, for a notebook you made yourself, trust it (JupyterLab "
+                f"command palette: Trust Notebook) to see the saved controls.")
+        data["text/plain"] = note
+        if self.png is not None:
+            b64 = base64.b64encode(self.png).decode("ascii")
+            data["image/png"] = b64
+            data["text/html"] = (f'<div class="zslab-explorer-static"><img alt="{html.escape(self.describe())}" '
+                                 f'src="data:image/png;base64,{b64}" style="max-width:100%">'
+                                 f"<p><em>{html.escape(note)}</em></p></div>")
+        return data
 
     def set(self, **values):
         """Set controls by name (``eps`` in /255 units, ``attribute`` as index or name, ``model``
@@ -369,5 +448,6 @@ class ExplorerUI:
 def explorer_widget(models: dict, *, top_k: int = 5, seed: int = 0, **defaults) -> ExplorerUI:
     """Build the explorer UI for ``models`` (``{display name: ExplorerModel}``, from
     :func:`zslab.explore.load_model`). ``defaults``: initial control values (as for
-    :meth:`ExplorerUI.set`). The first view is computed at once; display ``ui.widget``."""
+    :meth:`ExplorerUI.set`). The first view is computed at once; show it with ``display(ui)`` (the
+    widget with a static fallback; ``ui.widget`` is the bare widget)."""
     return ExplorerUI(models, top_k=top_k, seed=seed, defaults=defaults or None)
