@@ -158,7 +158,7 @@ def test_run_queue_loads_each_studys_data(tmp_path):
     assert sq.run_queue([has_run, laat_run], tmp_path / "cache", log=logs.append) == []
 
 
-def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys):
+def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys, monkeypatch):
     assert sq.main(["--preset", "smoke", "--tables", "laat_robustness", "--seeds", "0", "--cache-dir",
                     str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -176,10 +176,15 @@ def test_cli_laat_tables_and_mixed_caches(tmp_path, capsys):
     sq.main(["--preset", "smoke", "--tables", "laat_robustness", "--seeds", "0", "--cache-dir", str(tmp_path),
              "--dry-run"])
     assert capsys.readouterr().out.splitlines()[0].endswith("finished")
-    # the default caches are the notebooks', wherever the command runs from
+    # the default caches are the notebooks': runs/study in the project folder (the checkout holding the
+    # working directory, or $ZSLAB_WORKDIR), wherever in the checkout the command runs from
     root = Path(sq.__file__).resolve().parents[2]
-    assert sq.default_cache_dir("laat") == root / "notebooks" / "runs" / "study"  # one cache
-    assert sq.default_cache_dir("has") == root / "notebooks" / "runs" / "study"
+    monkeypatch.delenv("ZSLAB_WORKDIR", raising=False)
+    monkeypatch.chdir(root / "notebooks")
+    assert sq.default_cache_dir("laat") == root / "runs" / "study"  # one cache
+    assert sq.default_cache_dir("has") == root / "runs" / "study"
+    monkeypatch.setenv("ZSLAB_WORKDIR", str(tmp_path / "work"))
+    assert sq.default_cache_dir("has") == tmp_path / "work" / "runs" / "study"
     with pytest.raises(SystemExit):
         sq.main(["--preset", "smoke", "--tables", "table2", "laat_robustness", "--dry-run"])
     assert "different caches" in capsys.readouterr().err

@@ -72,6 +72,7 @@ from zslab.eval.localisation import attention_distribution
 from zslab.experiments import has_study as hs
 from zslab.experiments import laat_study as ls
 from zslab.experiments import runner
+from zslab.experiments.paths import work_path
 from zslab.losses import cosine_logits
 from zslab.methods.has import HAS, BindClasses, HASConfig, has_objective, has_terms
 from zslab.methods.laat import AnchorHead
@@ -151,8 +152,10 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
     ``baseline`` for ``method="apn"``) run of :mod:`zslab.experiments.has_study` preset
     ``preset``, or the ``expanded+sm`` LAAT run of :mod:`zslab.experiments.laat_study`
     (``data_root``: the CIFAR-10 folders for its ``full`` preset), trained into ``cache_dir``
-    (default ``runs/study``, the one run cache the notebooks share) or
-    reused from there. ``data``: the run's dataset when already loaded (skips regeneration).
+    (default ``runs/study``, the one run cache the notebooks share; a relative ``cache_dir`` is
+    taken under the project folder, :func:`zslab.experiments.paths.work_path`, so the notebook's
+    kernel in ``notebooks/`` finds the repository's ``runs/study``) or reused from there.
+    ``data``: the run's dataset when already loaded (skips regeneration).
     """
     if run_dir is None:
         run_dir, data = _cached_run(method, preset, cache_dir, seed, device, data, data_root, progress)
@@ -180,14 +183,14 @@ def load_model(run_dir=None, *, method: str = "has", preset: str = "smoke", cach
 
 def _cached_run(method, preset, cache_dir, seed, device, data, data_root, progress):
     if method in ("apn", "has"):
-        cache = Path(cache_dir if cache_dir is not None else "runs/study")
+        cache = work_path(cache_dir if cache_dir is not None else "runs/study")
         if data is None:
             data = hs.load_study_data(preset, cache_dir=cache / "data")
         runs = hs.table2_configs(preset, rows=["has" if method == "has" else "baseline"], seeds=[seed])
         row = runner.run_study(runs, cache, data=data, progress=progress, device=device)[0]
         return row["run_dir"], data
     if method == "laat":
-        cache = Path(cache_dir if cache_dir is not None else "runs/study")
+        cache = work_path(cache_dir if cache_dir is not None else "runs/study")
         if data is None:
             data = ls.load_study_data(preset, data_root=data_root)
         runs = ls.robustness_configs(preset, rows=["expanded+sm"], seeds=[seed], data_root=data_root)

@@ -6,8 +6,10 @@
 ``results.json`` in ``out_dir``) with ``preset`` and ``out_dir=DIR/<name>`` injected (only the
 parameters its ``parameters`` cell declares), in the notebook's own folder as working directory, and
 saves the executed notebook as ``DIR/<name>/<name>.ipynb`` (``-p KEY=VALUE`` injects more
-parameters, again only where declared).  A failing notebook is recorded with the
-failing cell and its error while the others go on.  :func:`write_report` then writes
+parameters, again only where declared).  The kernel gets ``$ZSLAB_WORKDIR`` set to the caller's
+project folder (:func:`zslab.experiments.paths.work_root`), so a relative ``cache_dir`` (default or
+``-p``) resolves as the command's other paths do, never against ``notebooks/``.  A failing
+notebook is recorded with the failing cell and its error while the others go on.  :func:`write_report` then writes
 
 * ``DIR/report.html`` — self-contained (figures embedded as base64 PNG): per notebook its status,
   wall time, preset, seeds, every PNG figure it wrote, every table of its ``results.json``, and the
@@ -26,9 +28,11 @@ import datetime as _dt
 import html
 import json
 import math
+import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +260,8 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from zslab.experiments.paths import WORKDIR_ENV, work_root  # (zslab.experiments loads torch)
+
     path = Path(path).resolve()
     name = path.stem
     nb_out = ensure_writable_dir(Path(out).resolve() / name)
@@ -278,10 +284,13 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
     kwargs = {} if kernel_name else {"kernel_manager_class": _current_env_kernel_manager()}
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(executed), parameters=params, cwd=str(path.parent),
-                            kernel_name=kernel_name or "python3", log_output=False,
-                            progress_bar={"desc": name, "leave": False} if progress else False,
-                            execution_timeout=timeout, **kwargs)
+        # the kernel runs in the notebook's folder; its relative output paths resolve against the
+        # caller's project folder (the kernel inherits this process's environment)
+        with _environ(WORKDIR_ENV, str(work_root())):
+            pm.execute_notebook(str(path), str(executed), parameters=params, cwd=str(path.parent),
+                                kernel_name=kernel_name or "python3", log_output=False,
+                                progress_bar={"desc": name, "leave": False} if progress else False,
+                                execution_timeout=timeout, **kwargs)
         run.status = "ok"
     except PapermillExecutionError as e:
         run.status = "failed"
@@ -301,6 +310,20 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
     res = nb_out / "results.json"
     run.results = str(res) if res.is_file() else None
     return run
+
+
+@contextmanager
+def _environ(name: str, value: str):
+    """Set environment variable ``name`` to ``value`` for the ``with`` block, then restore it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def _say(msg: str) -> None:

@@ -1,6 +1,6 @@
 """Results cards: a notebook's ``results.json`` kept in the repository with its provenance.
 
-Run caches (``notebooks/runs/``) are not committed, so a full-preset study that took hours on a
+Run caches (``runs/``) are not committed, so a full-preset study that took hours on a
 CPU survives only as rounded numbers in the README unless its per-seed results are kept. A card
 is that record (in the spirit of RobustBench's JSON result cards): the notebook's results as it
 wrote them, plus the command that made them, the git commit, the date, the library versions, the

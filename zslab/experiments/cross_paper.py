@@ -32,6 +32,7 @@ from zslab.data.batches import iterate_batches
 from zslab.eval.robust import robust_evaluate
 from zslab.experiments import has_study as hs
 from zslab.experiments import runner
+from zslab.experiments.paths import work_path
 from zslab.experiments.laat_study import METRICS as LAAT_METRICS
 from zslab.train import make_config
 from zslab.train.engine import load_run
@@ -97,12 +98,14 @@ def notebook_setup(preset: str = "smoke", seeds=None, cache_dir: str | Path = "r
                    threads: int = 1):
     """What notebooks 31–33 do first: set torch's CPU threads (``threads`` 0: torch's default),
     create ``out_dir``, resolve ``seeds`` (``None``: the preset's) and load the shared dataset
-    (generated tensors cached under ``cache_dir/data``). Returns ``(out, seeds, data)``."""
+    (generated tensors cached under ``cache_dir/data``). Returns ``(out, seeds, data)``, ``out``
+    absolute: relative ``out_dir`` and ``cache_dir`` are taken under the project folder
+    (:func:`zslab.experiments.paths.work_path`)."""
     if threads:
         torch.set_num_threads(int(threads))
-    out = Path(out_dir)
+    out = work_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return out, list(seeds_of(preset, seeds)), load_xp_data(preset, cache_dir=Path(cache_dir) / "data")
+    return out, list(seeds_of(preset, seeds)), load_xp_data(preset, cache_dir=work_path(cache_dir) / "data")
 
 
 def run_rows(runs: list[dict], out_dir: str | Path, data=None, progress: bool = True,

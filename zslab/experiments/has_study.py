@@ -45,6 +45,7 @@ from zslab.augment import build_augmentation
 from zslab.config.resolve import study_presets, study_tables
 from zslab.data import load_dataset
 from zslab.experiments import runner
+from zslab.experiments.paths import work_path
 from zslab.experiments.runner import METRICS, config_key, paired_deltas, run_study, summarize
 from zslab.methods.has import HAS, HASConfig
 from zslab.train.config import make_config
@@ -104,12 +105,13 @@ def load_study_data(preset: str = "smoke", dataset: str = "shapes", cache_dir: s
     """The dataset every config of ``preset`` trains on (load it once, pass it to :func:`run_study`).
 
     ``cache_dir`` (the generated ``shapes`` dataset only): keep the generated tensors there, so
-    the next notebook loads instead of regenerating them. It is not part of the run configs.
+    the next notebook loads instead of regenerating them (relative: under the project folder,
+    :func:`zslab.experiments.paths.work_path`). It is not part of the run configs.
     """
     cfg = study_config("apn", preset, dataset=dataset)
     kw = dict(cfg["data"])
     if cache_dir is not None and dataset == "shapes" and "cache_dir" not in kw:
-        kw["cache_dir"] = str(cache_dir)
+        kw["cache_dir"] = str(work_path(cache_dir))
     return load_dataset(cfg["dataset"], **kw)
 
 
@@ -118,13 +120,15 @@ def notebook_setup(preset: str = "smoke", seeds=None, cache_dir: str | Path = "r
     """What notebooks 10–14 do first: set torch's CPU threads (``threads``; 0 keeps torch's default,
     except on the smoke preset, which runs on 1 thread), create ``out_dir``, load the study's dataset
     (generated tensors cached under ``cache_dir/data``) and resolve ``seeds`` (``None``: the
-    preset's). Returns ``(out, seeds, data, study)`` with ``study`` the preset's settings."""
+    preset's). Returns ``(out, seeds, data, study)`` with ``study`` the preset's settings and
+    ``out`` absolute: relative ``out_dir`` and ``cache_dir`` are taken under the project folder
+    (:func:`zslab.experiments.paths.work_path`), not the kernel's working directory ``notebooks/``."""
     if threads or preset == "smoke":
         torch.set_num_threads(int(threads) or 1)
-    out = Path(out_dir)
+    out = work_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     study = _preset(preset)
-    data = load_study_data(preset, cache_dir=Path(cache_dir) / "data")
+    data = load_study_data(preset, cache_dir=work_path(cache_dir) / "data")
     return out, list(_seeds(preset, seeds)), data, study
 
 

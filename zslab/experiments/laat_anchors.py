@@ -112,9 +112,13 @@ def minilm_anchor_sources(prompts: Sequence[str], cache_dir=None, *, miniimagene
                           device=None) -> list[dict]:
     """Offline all-MiniLM-L6-v2 anchors (:func:`zslab.text.class_anchors`) of the CIFAR-FS classes
     (embedded list, LAAT anchor-file order: 64 train first) for each prompt, and of the
-    MiniImageNet classes when a class list (64 train first) is given."""
+    MiniImageNet classes when a class list (64 train first) is given. ``cache_dir``: where the
+    encoded anchors are cached (relative: under the project folder,
+    :func:`zslab.experiments.paths.work_path`; ``None``: zslab.text's default cache; ``False``: none)."""
     if not prompts:
         raise ZSLabError("minilm_anchor_sources: give at least one prompt")
+    if cache_dir is not None and cache_dir is not False:
+        cache_dir = paths.work_path(cache_dir)
     out = []
     sets = [("CIFAR-FS", list(CIFAR_FS_CLASSES))]
     if miniimagenet_classes is not None:

@@ -187,9 +187,10 @@ def mmc_encoder(data, out_dir, dim: int, seed: int = 0) -> str:
     """A ``file:`` encoder spec of MMC anchors (:func:`zslab.anchors.mmc_anchors`: a regular
     simplex, pairwise cosine −1/(C−1), no semantics) for every class of ``data``, written to
     ``out_dir/mmc_anchors_<C>x<dim>.npy`` with its class list — the semantics-free baseline of
-    LAAT Fig. 3 (§3.3)."""
+    LAAT Fig. 3 (§3.3). A relative ``out_dir`` is taken under the project folder
+    (:func:`zslab.experiments.paths.work_path`)."""
     names = list(data.class_names)
-    out_dir = Path(out_dir)
+    out_dir = paths.work_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     npy = out_dir / f"mmc_anchors_{len(names)}x{int(dim)}_s{int(seed)}.npy"
     txt = npy.with_suffix(".txt")

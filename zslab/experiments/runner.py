@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from zslab import ZSLabError
 from zslab.config.resolve import ConfigError, study_tables
+from zslab.experiments.paths import work_path
 from zslab.train import train
 from zslab.train.config import DEFAULTS, LATE_KEYS, METHOD_DEFAULTS, backfill_defaults, config_diff
 from zslab.train.engine import read_run_config
@@ -183,7 +184,8 @@ def run_study(runs: list[dict], out_dir: str | Path, data=None, progress: bool =
               device: str | None = None, metrics=METRICS) -> list[dict]:
     """Train every run (``{"name", "config", **tags}``) into ``out_dir``; one row per run.
 
-    The run directory is ``out_dir/<method>-seed<seed>-<config_key>``: a finished run there is
+    The run directory is ``out_dir/<method>-seed<seed>-<config_key>`` (a relative ``out_dir`` is
+    taken under the project folder, :func:`zslab.experiments.paths.work_path`): a finished run there is
     reused (``cached=True``), an unfinished one resumed; runs with equal configs share it. ``data`` is passed to the engine
     (load it once with :func:`load_study_data`; it must be the dataset the configs describe).
     ``device`` overrides the configs' device. Row keys: ``name``, ``seed``, ``method``,
@@ -191,7 +193,7 @@ def run_study(runs: list[dict], out_dir: str | Path, data=None, progress: bool =
     method's final metric names, e.g. LAAT's, for :mod:`zslab.experiments.laat_study`), ``mu``,
     ``best_epoch``, ``train_seconds``.
     """
-    out_dir = Path(out_dir)
+    out_dir = work_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     bar = tqdm(runs, desc="study", disable=not progress, mininterval=0.5)

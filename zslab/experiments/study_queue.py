@@ -10,16 +10,19 @@ and the run resumes from its last checkpoint. The run directories are the notebo
 notebook started afterwards (same ``cache_dir``) finds the runs finished::
 
     python -m zslab.experiments.study_queue --preset full --seeds 0 --workers 2 \\
-        --tables augment table2 --cache-dir notebooks/runs/study
+        --tables augment table2 --cache-dir runs/study
     python -m zslab.experiments.study_queue --preset full --workers 2 --tables laat_robustness laat_curves
     python -m zslab.experiments.study_queue --preset full --tables table2 --seeds 1 2 --workers 2 \\
         --runs baseline@2 cls+div+rel   # single cells / rows, in this order
 
 HAS tables (``table2``, ``augment``, ``sweeps``; :mod:`~zslab.experiments.has_study`) default to
-notebooks 10–13's cache ``notebooks/runs/study``; LAAT tables (``laat_robustness``,
+notebooks 10–13's cache ``runs/study``; LAAT tables (``laat_robustness``,
 ``laat_curves``, ``laat_table4``, ``laat_table5``, ``laat_table6``, ``laat_tableS1``;
 :mod:`~zslab.experiments.laat_study`, whose ``full`` preset reads the CIFAR-10 folders,
-``--data-root``) default to the notebooks' one run cache, ``notebooks/runs/study``.
+``--data-root``) default to the notebooks' one run cache, ``runs/study``. The default is taken
+under the project folder (:func:`zslab.experiments.paths.work_root`: ``$ZSLAB_WORKDIR``, else the
+zslab checkout holding the working directory), where the notebooks find it; a ``--cache-dir``
+given on the command line is relative to the working directory.
 
 Each worker sets ``torch.set_num_threads(threads)`` (default 1, so that runs are bitwise
 reproducible across machines with the same thread count and the workers do not oversubscribe
@@ -44,6 +47,7 @@ from zslab.data import load_dataset
 from zslab.experiments import has_study as hs
 from zslab.experiments import laat_study as ls
 from zslab.experiments import runner
+from zslab.experiments.paths import work_path
 
 __all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default_cache_dir", "queue_runs",
            "select_runs", "claim", "release", "run_queue", "main"]
@@ -51,17 +55,17 @@ __all__ = ["TABLES", "HAS_TABLES", "LAAT_TABLES", "DEFAULT_CACHE_DIRS", "default
 HAS_TABLES = ("table2", "augment", "sweeps")
 LAAT_TABLES = ("laat_robustness", "laat_curves", "laat_table4", "laat_table5", "laat_table6", "laat_tableS1")
 TABLES = HAS_TABLES + LAAT_TABLES
-#: where each study's notebooks look for their runs (relative to the repository root)
-DEFAULT_CACHE_DIRS = {"has": "notebooks/runs/study", "laat": "notebooks/runs/study"}  # one run cache for every study
+#: where each study's notebooks look for their runs (relative to the project folder,
+#: :func:`zslab.experiments.paths.work_root`)
+DEFAULT_CACHE_DIRS = {"has": "runs/study", "laat": "runs/study"}  # one run cache for every study
 
 
 def default_cache_dir(study: str) -> Path:
-    """The notebooks' cache of ``study`` ("has" | "laat") in this source checkout (found from
-    the package's location, whatever the working directory), or relative to the working
-    directory when zslab is installed outside a checkout."""
-    root = Path(__file__).resolve().parents[2]
-    base = root if (root / "notebooks").is_dir() else Path.cwd()
-    return base / DEFAULT_CACHE_DIRS[study]
+    """The notebooks' cache of ``study`` ("has" | "laat"), absolute: under the project folder
+    (``$ZSLAB_WORKDIR``, else the zslab checkout holding the working directory, else the working
+    directory; :func:`zslab.experiments.paths.work_path`), where the notebooks' default
+    ``cache_dir`` resolves too."""
+    return work_path(DEFAULT_CACHE_DIRS[study])
 
 
 def _study(table: str) -> str:
@@ -208,8 +212,9 @@ def run_queue(runs: list[dict], cache_dir: str | Path, data=None, device: str | 
     """Train, in this process, every run of ``runs`` that is neither finished nor claimed by a
     live process; returns the rows (:func:`has_study.run_study`) of the runs it trained.
     ``data``: the dataset the configs describe (default: loaded from each config's dataset keys,
-    once per distinct dataset; HAS's shapes cached under ``cache_dir/data``)."""
-    cache_dir = Path(cache_dir)
+    once per distinct dataset; HAS's shapes cached under ``cache_dir/data``). A relative
+    ``cache_dir`` is taken under the project folder, as by :func:`runner.run_study`."""
+    cache_dir = work_path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows, datasets = [], {}
     for r in runs:
@@ -251,8 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     ap.add_argument("--cache-dir", default=None,
-                    help="run directories (default: the notebooks' one run cache, notebooks/runs/study, "
-                         "for HAS and LAAT tables alike)")
+                    help="run directories (default: the notebooks' one run cache, runs/study in the project "
+                         "folder ($ZSLAB_WORKDIR, else the zslab checkout), for HAS and LAAT tables alike)")
     ap.add_argument("--data-root", default=None,
                     help="LAAT full preset: the CIFAR-10 folders (default $ZSLAB_DATA/cifar10; "
                          "without ZSLAB_DATA this option is required)")
@@ -271,7 +276,8 @@ def main(argv=None) -> int:
         ap.error("HAS and LAAT tables keep their runs in different caches (notebooks 10-13 read "
                  f"{DEFAULT_CACHE_DIRS['has']}, notebook 21 {DEFAULT_CACHE_DIRS['laat']}): queue them in two "
                  "commands, or give --cache-dir and the same cache_dir to the notebooks")
-    cache_dir = Path(a.cache_dir) if a.cache_dir else default_cache_dir(studies.pop())
+    # a --cache-dir given here is relative to the working directory, as every command line path
+    cache_dir = Path(a.cache_dir).absolute() if a.cache_dir else default_cache_dir(studies.pop())
     runs = queue_runs(a.preset, a.tables, a.seeds, overrides, data_root=a.data_root, cache_dir=cache_dir)
     if a.runs:
         runs = select_runs(runs, a.runs)
