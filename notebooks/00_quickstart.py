@@ -26,6 +26,8 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill). `smoke` finishes in well under a minute on a 2-core CPU.
+# A relative `out_dir` resolves against the project folder ($ZSLAB_WORKDIR, else the zslab checkout,
+# else the working directory), not the kernel's folder notebooks/.
 preset = "smoke"      # smoke | full
 seed = 0              # training seed
 out_dir = "runs/quickstart"
@@ -33,16 +35,16 @@ device = "auto"       # auto | cpu | cuda
 
 # %%
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 from zslab.data import load_dataset
+from zslab.experiments.paths import work_path
 from zslab.train import make_config, train, load_run
 from zslab import viz
 
-out = Path(out_dir)
+out = work_path(out_dir)  # <repo>/runs/quickstart also when the kernel runs in notebooks/
 out.mkdir(parents=True, exist_ok=True)
 config = make_config("apn", preset, overrides={"device": device, "progress": False}, seed=seed)
 data = load_dataset(config["dataset"], **config["data"])

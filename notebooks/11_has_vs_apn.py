@@ -29,6 +29,8 @@
 # %% tags=["parameters"]
 # Parameters (papermill). `smoke` finishes in well under a minute on a 2-core CPU and only checks
 # the pipeline; `full` is the embedded default dataset with 3 seeds (zslab.experiments.STUDY_PRESETS).
+# Relative `out_dir` / `cache_dir` resolve against the project folder ($ZSLAB_WORKDIR, else the zslab checkout,
+# else the working directory), not the kernel's folder notebooks/.
 preset = "smoke"          # smoke | full
 seeds = None              # None: the preset's seeds, e.g. [0, 1, 2]
 cache_dir = "runs/study"  # trained run directories, shared by notebooks 10-14 and reused on re-runs

@@ -33,6 +33,8 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill). `smoke` runs in well under a minute on a 2-core CPU (most of it loading MiniLM).
+# Relative `out_dir` / `cache_dir` resolve against the project folder ($ZSLAB_WORKDIR, else the zslab checkout,
+# else the working directory), not the kernel's folder notebooks/.
 preset = "smoke"                 # smoke | full (zslab.experiments.laat_anchors.PRESETS)
 data_root = None                 # folder holding clip_text_anchors/; None: $ZSLAB_DATA
 cache_dir = "runs/anchor_cache"  # encoded MiniLM anchors are cached here (keyed by encoder, prompt, classes)
@@ -41,15 +43,15 @@ device = None                    # where MiniLM runs: None (cuda if available) |
 
 # %%
 import json
-from pathlib import Path
 
 import numpy as np
 
 from zslab.anchors import AnchorExpansion, expand, mean_pairwise_cosine, rank_matrix
 from zslab.experiments import laat_anchors as la
+from zslab.experiments.paths import work_path
 from zslab.viz import anchor_plots as ap
 
-out = Path(out_dir)
+out = work_path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 cfg = la.PRESETS[preset]
 clip_sources, clip_msg = la.clip_anchor_sources(data_root)

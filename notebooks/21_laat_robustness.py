@@ -42,6 +42,8 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill).
+# Relative `out_dir` / `cache_dir` resolve against the project folder ($ZSLAB_WORKDIR, else the zslab checkout,
+# else the working directory), not the kernel's folder notebooks/.
 preset = "smoke"               # smoke | full (zslab.experiments.laat_study.STUDY_PRESETS)
 seeds = None                   # None: the preset's seeds (full: [0, 1, 2])
 data_root = None               # full: CIFAR-10 folders root/{train,test}/<class>/; None: $ZSLAB_DATA/cifar10
@@ -60,11 +62,12 @@ import numpy as np
 import torch
 
 from zslab.experiments import laat_study as ls
+from zslab.experiments.paths import work_path
 from zslab.viz import laat_plots as lp
 
 if threads:
     torch.set_num_threads(threads)
-out = Path(out_dir)
+out = work_path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 study = ls.STUDY_PRESETS[preset]
 seeds = list(seeds) if seeds is not None else list(study["seeds"])
@@ -84,7 +87,7 @@ assert not set(data.unseen_classes.tolist()) & set(data.train_classes.tolist())
 # anchors learn faster and reach higher accuracy than the original ones; MMC anchors stay at chance on new classes.
 
 # %%
-fig3_runs = ls.curve_configs(preset, data=data, out_dir=Path(cache_dir) / "anchors", seeds=seeds, data_root=data_root)
+fig3_runs = ls.curve_configs(preset, data=data, out_dir=work_path(cache_dir) / "anchors", seeds=seeds, data_root=data_root)
 fig3_rows = ls.run_rows(fig3_runs, cache_dir, data=data, progress=progress, device=device)
 curves = ls.learning_curves(fig3_rows)
 fig = lp.anchor_curves(curves, chance=1 / len(data.val_classes),

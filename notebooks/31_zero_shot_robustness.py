@@ -34,6 +34,8 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill).
+# Relative `out_dir` / `cache_dir` resolve against the project folder ($ZSLAB_WORKDIR, else the zslab checkout,
+# else the working directory), not the kernel's folder notebooks/.
 preset = "smoke"          # smoke | full (zslab.experiments.cross_paper.XP_PRESETS)
 seeds = None              # None: the preset's seeds (full: [0, 1, 2])
 cache_dir = "runs/study"  # trained runs, shared with notebooks 10-14 and 32-33 (keyed by config hash)
