@@ -43,7 +43,8 @@
 # %% tags=["parameters"]
 # Parameters (papermill).
 preset = "smoke"                  # smoke | full: the study preset of the models trained when no run dir is given
-out_dir = "runs/30_explorer"
+out_dir = "runs/30_explorer"        # relative paths resolve against the project folder ($ZSLAB_WORKDIR, else the
+                                  # zslab checkout, else the working directory), not the kernel's notebooks/
 has_run_dir = None                # a HAS run directory (zslab train --method has --out DIR); None: train/reuse one
 apn_run_dir = None                # an APN run directory; None: train/reuse the study's APN baseline
 laat_run_dir = None               # a LAAT run directory; None: train/reuse the study's expanded+sm LAAT run
@@ -57,18 +58,18 @@ threads = 1                       # torch CPU threads (0: torch's default)
 
 # %%
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
 from zslab import explore as ex
+from zslab.experiments.paths import work_path
 from zslab.viz.explorer import explorer_widget
 
 if threads:
     torch.set_num_threads(threads)
-out = Path(out_dir)
+out = work_path(out_dir)  # <project>/runs/30_explorer also when the kernel runs in notebooks/
 out.mkdir(parents=True, exist_ok=True)
 kw = dict(preset=preset, seed=seed, device=device)
 models = {}

@@ -5,7 +5,8 @@
 :func:`run_notebooks` executes each notebook (a ``parameters`` cell, figures as PNG and a
 ``results.json`` in ``out_dir``) with ``preset`` and ``out_dir=DIR/<name>`` injected (only the
 parameters its ``parameters`` cell declares), in the notebook's own folder as working directory, and
-saves the executed notebook as ``DIR/<name>/<name>.ipynb`` (``-p KEY=VALUE`` injects more
+saves the executed notebook as ``DIR/<name>/<name>.ipynb``, signed as trusted for this user
+(:func:`trust_notebook`: reopened in JupyterLab it shows its widgets) (``-p KEY=VALUE`` injects more
 parameters, again only where declared).  The kernel gets ``$ZSLAB_WORKDIR`` set to the caller's
 project folder (:func:`zslab.experiments.paths.work_root`), so a relative ``cache_dir`` (default or
 ``-p``) resolves as the command's other paths do, never against ``notebooks/``.  A failing
@@ -44,7 +45,7 @@ from zslab.paper_numbers import HAS_CITATION, LAAT_CITATION, PAPER_TABLES, compa
 from zslab.utils.io import _atomic, atomic_write_json, ensure_writable_dir
 
 __all__ = ["NotebookRun", "default_notebooks_dir", "find_notebooks", "notebook_parameters", "parse_parameters",
-           "run_notebook", "run_notebooks", "results_tables", "comparison_tables", "build_html", "write_report"]
+           "run_notebook", "run_notebooks", "trust_notebook", "results_tables", "comparison_tables", "build_html", "write_report"]
 
 #: the parameters a batch run injects (when the notebook's parameters cell declares them)
 INJECTED = ("preset", "out_dir")
@@ -185,6 +186,7 @@ class NotebookRun:
     results: str | None = None       # DIR/<name>/results.json when the notebook wrote one
     figures: list = field(default_factory=list)      # PNG file names in DIR/<name>
     error: dict | None = None        # failed: cell index/source head, ename, evalue, traceback
+    trusted: bool = False            # the executed copy is signed in this user's Jupyter trust database
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -306,10 +308,35 @@ def run_notebook(path, out, preset: str = "smoke", timeout: float | None = None,
                      "source_head": _head(src) if src is not None else "", "ename": type(e).__name__,
                      "evalue": _ANSI.sub("", str(e)).strip()[:2000], "traceback": ""}
     run.wall_seconds = time.perf_counter() - t0
+    if executed.is_file():
+        run.trusted = trust_notebook(executed)
     run.figures = sorted(p.name for p in nb_out.glob("*.png"))
     res = nb_out / "results.json"
     run.results = str(res) if res.is_file() else None
     return run
+
+
+def trust_notebook(path) -> bool:
+    """Sign the executed notebook ``path`` in this user's Jupyter trust database (what ``jupyter
+    trust`` does, and what JupyterLab does when it saves a notebook it ran); returns whether it did.
+
+    JupyterLab renders widget outputs only in a trusted notebook: an untrusted one falls back to
+    the output's plain text (``VBox(children=(HBox(...``) although the notebook holds the saved
+    widget state. The copies ``zslab notebooks run`` writes are outputs of the user's own command,
+    so they are signed here; reopened, they show each widget's last view. Elsewhere (another
+    machine, an edited copy) the signature does not match and the explorer's outputs show their
+    static figure instead (:class:`zslab.viz.explorer.ExplorerUI`). A failure to sign is a warning."""
+    import nbformat  # notebook tooling, only for `zslab notebooks`
+    from nbformat.sign import NotebookNotary
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        NotebookNotary().sign(nb)
+        return True
+    except Exception as e:  # a read-only or broken trust database: the notebook itself is fine
+        _say(f"warning: could not mark {path} as trusted ({type(e).__name__}: {e}); JupyterLab will show its "
+             f"widgets as static pictures until you run `jupyter trust {path}`")
+        return False
 
 
 @contextmanager
