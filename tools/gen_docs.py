@@ -14,7 +14,8 @@ Pages in ``docs/`` are hand-written markdown; where a page holds a marker commen
                                           package and every public submodule found on disk
 
 the hook replaces it with markdown generated from the code and data at build time
-(:func:`on_page_markdown`), in memory: nothing is written into ``docs/``, so ``mkdocs serve``
+(:func:`on_page_markdown`), in memory; it also serves every ``notebooks/*.ipynb`` as a download at
+``notebooks/NAME.ipynb`` (:func:`on_files`), which the notebooks page links: nothing is written into ``docs/``, so ``mkdocs serve``
 does not rebuild in a loop, and the committed pages never go stale. On GitHub the markers are
 invisible comments; each page says in words what the site shows there.
 
@@ -754,6 +755,25 @@ def expand(markdown: str) -> str:
         raise ValueError(f"unknown docs marker zslab:{kind}")
 
     return MARKER.sub(sub, markdown)
+
+
+#: where the site serves the notebooks (``notebooks/NAME.ipynb``, committed without outputs) for download
+NOTEBOOKS_URI = "notebooks"
+
+
+def notebook_files() -> list[Path]:
+    """The notebooks the site offers for download (every ``notebooks/*.ipynb``)."""
+    return sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def on_files(files, config=None, **kwargs):  # mkdocs hook: the notebooks as downloads
+    """Add each notebook to the site as ``notebooks/NAME.ipynb``, so the notebooks page links them
+    (the files stay where they are: nothing is copied into ``docs/``)."""
+    from mkdocs.structure.files import File  # mkdocs itself: only when the site is built
+
+    for nb in notebook_files():
+        files.append(File.generated(config, f"{NOTEBOOKS_URI}/{nb.name}", abs_src_path=str(nb)))
+    return files
 
 
 def on_page_markdown(markdown, page=None, config=None, files=None, **kwargs):  # mkdocs hook
