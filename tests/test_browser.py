@@ -245,11 +245,21 @@ def error_outputs(panel) -> list[str]:
 
 
 def cut_labels(locator) -> list[str]:
-    """Texts of the widget labels inside ``locator`` whose text does not fit their box."""
-    return locator.evaluate("""root => Array.from(root.querySelectorAll(
-            '.widget-label, .widget-label-basic, .widget-checkbox label, .widget-toggle-button, option'))
-        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
-        .map(e => e.textContent.trim())""")
+    """Texts of the widget labels and controls inside ``locator`` whose content does not fit their
+    box, or that stick out of their column into the next one."""
+    return locator.evaluate("""root => {
+        const cut = Array.from(root.querySelectorAll(
+                '.widget-label, .widget-label-basic, .widget-checkbox label, .widget-toggle-button, .widget-inline-hbox'))
+            .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+            .map(e => 'cut: ' + e.textContent.trim().slice(0, 60));
+        for (const col of root.querySelectorAll('.widget-vbox')) {
+            const r = col.getBoundingClientRect();
+            for (const e of col.querySelectorAll('select, input, .widget-readout')) {
+                const b = e.getBoundingClientRect();
+                if (e.offsetParent !== null && b.right > r.right + 1) cut.push('outside its column: ' + (e.value || e.textContent));
+            }
+        }
+        return cut; }""")
 
 
 # ------------------------------------------------------------------------------ quickstart
@@ -318,7 +328,7 @@ def test_explorer_runs_all_and_every_control_redraws_the_figure(lab, project, pa
     assert shown.count() == 6, "one explorer per view the notebook sets"
     first = shown.nth(0)
     first.scroll_into_view_if_needed()
-    page.screenshot(path=str(project / "explorer_after_run_all.png"))  # kept with the test's files, for a look
+    first.screenshot(path=str(project / "explorer_after_run_all.png"))  # kept with the test's files, for a look
     # item 2: the first widget is in the state its own cell set (HAS, update 1), and its cell has one
     # output (the widget), not a static copy of the figure under it
     first_cell = panel.locator(".jp-CodeCell").filter(has=page.locator(".widget-dropdown", has_text="model")).first

@@ -258,9 +258,13 @@ class ExplorerUI:
         for ctl in c.values():
             ctl.observe(self._on_change, names="value")
         terms_box = w.VBox([w.HBox([c[f"use_{t}"], c[f"lambda_{t}"]]) for t in HAS_TERMS])
-        left = w.VBox([c["model"], c["source"], c["index"], c["path"], c["attribute"], c["candidates"]])
-        right = w.VBox([c["mode"], terms_box, w.HBox([c["eps"], c["steps"], c["seed"]])])
-        self.widget = w.VBox([w.HBox([left, right]), self.status, self.output])
+        # the columns keep their natural widths (flex: none) and wrap under each other in a narrow
+        # window, instead of the left one being squeezed under the right one
+        left = w.VBox([c["model"], c["source"], c["index"], c["path"], c["attribute"], c["candidates"]],
+                      layout=w.Layout(flex="0 0 auto", margin="0 16px 0 0"))
+        right = w.VBox([c["mode"], terms_box, w.HBox([c["eps"], c["steps"], c["seed"]], layout=w.Layout(flex_flow="row wrap"))],
+                       layout=w.Layout(flex="0 0 auto"))
+        self.widget = w.VBox([w.HBox([left, right], layout=w.Layout(flex_flow="row wrap")), self.status, self.output])
         self.update()
 
     # ---------------------------------------------------------------- helpers
