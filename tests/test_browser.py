@@ -412,7 +412,7 @@ def test_executed_explorer_is_signed_and_every_widget_output_has_a_static_fallba
     assert outputs and all(any("image/png" in x.get("data", {}) for x in s["state"]["outputs"]) for s in outputs)
 
 
-def test_report_page_has_no_broken_image_no_console_error_and_fits_the_window(report, page):
+def test_report_page_has_no_broken_image_no_console_error_and_fits_the_window(page, report):
     page.goto((report / "report.html").as_uri())
     page.wait_for_load_state("load")
     n_img = page.evaluate("document.images.length")
@@ -424,7 +424,7 @@ def test_report_page_has_no_broken_image_no_console_error_and_fits_the_window(re
     assert page.problems == [], page.problems
 
 
-def test_reopened_executed_explorer_shows_the_controls_or_a_static_view(report, lab, project, page):
+def test_reopened_executed_explorer_shows_the_controls_or_a_static_view(page, lab, report, project):
     import nbformat
 
     # the report's own (signed) copy: the controls in the state each cell left them
